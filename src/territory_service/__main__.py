@@ -1,0 +1,3 @@
+from territory_service.cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""Typed dependencies shared by every router."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from territory_service.errors import InvalidPrecondition
+from territory_service.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from territory_service.preconditions import ExpectedVersion
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.session_factory() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+_ENTITY_TAG = re.compile(r'^\s*(?:W/)?"(\d{1,10})"\s*$')
+
+
+def parse_if_match(value: str) -> ExpectedVersion:
+    if value.strip() == "*":
+        return ExpectedVersion(versions=None, text="*")
+    versions = set()
+    for part in value.split(","):
+        match = _ENTITY_TAG.match(part)
+        if match is None:
+            raise InvalidPrecondition(
+                f'If-Match must be "*" or entity tags such as "3", got {value!r}',
+                errors=[{"parameter": "If-Match", "location": "header", "detail": "malformed"}],
+            )
+        versions.add(int(match.group(1)))
+    return ExpectedVersion(versions=frozenset(versions), text=value.strip())
+
+
+async def get_expected_version(
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description="Entity tag(s) from an earlier read (`ETag`); "
+            "the write fails with 412 when the resource has changed since."
+        ),
+    ] = None,
+) -> ExpectedVersion | None:
+    return None if if_match is None else parse_if_match(if_match)
+
+
+ExpectedVersionDep = Annotated[ExpectedVersion | None, Depends(get_expected_version)]
+
+LimitQuery = Annotated[
+    int,
+    Query(ge=1, le=MAX_PAGE_SIZE, description=f"Page size, at most {MAX_PAGE_SIZE}."),
+]
+CursorQuery = Annotated[
+    str | None,
+    Query(max_length=200, description="`next_cursor` of the previous page."),
+]
+
+
+def set_etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'
+
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "CursorQuery",
+    "ExpectedVersionDep",
+    "LimitQuery",
+    "SessionDep",
+    "set_etag",
+]

@@ -1,0 +1,165 @@
+"""Batch upsert of customers by (source, external_id), with a result per item.
+
+Every item is validated and checked on its own, so one bad item fails alone; the good ones are
+written together in one transaction. Keys are checked before writing; when a concurrent writer
+takes a key in between, the whole batch is re-planned against the new state and tried again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from territory_service.api.problems import validation_items
+from territory_service.customers.models import Customer
+from territory_service.customers.repository import CustomerRepository
+from territory_service.customers.schemas import (
+    BatchItemResult,
+    BatchItemStatus,
+    CustomerBatchResult,
+    CustomerCreate,
+)
+from territory_service.customers.service import check_parent
+from territory_service.errors import (
+    AlreadyExists,
+    ConcurrentUpdate,
+    InvalidReference,
+    ServiceError,
+)
+from territory_service.ids import new_id
+from territory_service.transaction import transaction
+
+ATTEMPTS = 3
+IDENTITY = ("source", "external_id")
+
+
+@dataclass
+class _Plan:
+    results: dict[int, BatchItemResult] = field(default_factory=dict)
+    valid: list[tuple[int, CustomerCreate]] = field(default_factory=list)
+
+    def fail(self, index: int, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
+        self.results[index] = BatchItemResult.model_validate(
+            {"index": index, "status": BatchItemStatus.ERROR, "detail": detail, "errors": errors}
+        )
+
+
+def _validate(items: list[Any]) -> _Plan:
+    plan = _Plan()
+    first_with_key: dict[tuple[str, str], int] = {}
+    first_with_registration: dict[str, int] = {}
+    for index, raw in enumerate(items):
+        try:
+            data = CustomerCreate.model_validate(raw)
+        except ValidationError as exc:
+            errors = validation_items(exc.errors(include_url=False))
+            for error in errors:
+                error["pointer"] = f"#/items/{index}" + error["pointer"][1:]
+            plan.fail(index, "invalid item", errors)
+            continue
+        key = (data.source, data.external_id)
+        if key in first_with_key:
+            plan.fail(index, f"same source and external_id as items[{first_with_key[key]}]")
+            continue
+        registration = data.registration_id
+        if registration is not None and registration in first_with_registration:
+            earlier = first_with_registration[registration]
+            plan.fail(index, f"same registration_id as items[{earlier}]")
+            continue
+        first_with_key[key] = index
+        if registration is not None:
+            first_with_registration[registration] = index
+        plan.valid.append((index, data))
+    return plan
+
+
+async def upsert_customers(session: AsyncSession, *, items: list[Any]) -> CustomerBatchResult:
+    for attempt in range(ATTEMPTS):
+        try:
+            return await _upsert_once(session, _validate(items))
+        except ConcurrentUpdate:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _upsert_once(session: AsyncSession, plan: _Plan) -> CustomerBatchResult:
+    repository = CustomerRepository(session)
+    async with transaction(session, resource="customer batch"):
+        existing = await repository.by_keys(
+            {(data.source, data.external_id) for _, data in plan.valid}, for_update=True
+        )
+        holders = await repository.holders_of_registration_ids(
+            {data.registration_id for _, data in plan.valid if data.registration_id}
+        )
+        parents = await repository.existing_ids(
+            {data.parent_id for _, data in plan.valid if data.parent_id}
+        )
+        if any(data.parent_id for _, data in plan.valid):
+            await repository.lock_groups()
+        touched: list[tuple[int, Customer, BatchItemStatus]] = []
+        for index, data in plan.valid:
+            current = existing.get((data.source, data.external_id))
+            try:
+                status = await _apply(repository, data, current, holders, parents)
+            except ServiceError as exc:
+                plan.fail(index, exc.detail, exc.extensions.get("errors"))
+                continue
+            customer = current or status[1]
+            touched.append((index, customer, status[0]))
+        await session.flush()
+    for index, customer, status in touched:
+        plan.results[index] = BatchItemResult(
+            index=index, status=status, id=customer.id, version=customer.version
+        )
+    ordered = [plan.results[index] for index in sorted(plan.results)]
+    counts = {status: 0 for status in BatchItemStatus}
+    for result in ordered:
+        counts[result.status] += 1
+    return CustomerBatchResult(
+        created=counts[BatchItemStatus.CREATED],
+        updated=counts[BatchItemStatus.UPDATED],
+        unchanged=counts[BatchItemStatus.UNCHANGED],
+        failed=counts[BatchItemStatus.ERROR],
+        items=ordered,
+    )
+
+
+async def _apply(
+    repository: CustomerRepository,
+    data: CustomerCreate,
+    current: Customer | None,
+    holders: dict[str, uuid.UUID],
+    parents: set[uuid.UUID],
+) -> tuple[BatchItemStatus, Customer]:
+    """Check one item against the stored state and stage its change in the session."""
+    holder = holders.get(data.registration_id) if data.registration_id else None
+    if holder is not None and (current is None or holder != current.id):
+        raise AlreadyExists(
+            f"customer {holder} already has registration_id={data.registration_id!r}",
+            existing_id=holder,
+            field="registration_id",
+        )
+    if data.parent_id is not None and data.parent_id not in parents:
+        raise InvalidReference("parent_id", "customer", data.parent_id)
+    if current is None:
+        customer = Customer(id=new_id(), **data.model_dump())
+        repository.session.add(customer)
+        return BatchItemStatus.CREATED, customer
+    changes = {
+        name: value
+        for name, value in data.provided().items()
+        if name not in IDENTITY and getattr(current, name) != value
+    }
+    if not changes:
+        return BatchItemStatus.UNCHANGED, current
+    if "parent_id" in changes and changes["parent_id"] is not None:
+        await repository.session.flush()
+        await check_parent(repository, current.id, changes["parent_id"])
+    for name, value in changes.items():
+        setattr(current, name, value)
+    return BatchItemStatus.UPDATED, current

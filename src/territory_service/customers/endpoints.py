@@ -1,0 +1,144 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import AwareDatetime
+
+from territory_service.api.dependencies import (
+    DEFAULT_PAGE_SIZE,
+    CursorQuery,
+    ExpectedVersionDep,
+    LimitQuery,
+    SessionDep,
+    set_etag,
+)
+from territory_service.api.problems import problem_responses
+from territory_service.customers import batch, service
+from territory_service.customers.repository import CustomerFilter
+from territory_service.customers.schemas import (
+    Customer,
+    CustomerBatch,
+    CustomerBatchResult,
+    CustomerCreate,
+    CustomerPage,
+    CustomerUpdate,
+)
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+FilterText = Annotated[str | None, Query(max_length=200)]
+
+
+def customer_filter(
+    source: FilterText = None,
+    external_id: FilterText = None,
+    province: FilterText = None,
+    city: FilterText = None,
+    industry: FilterText = None,
+    tier: FilterText = None,
+    tag: Annotated[str | None, Query(max_length=64, description="Customers with this tag.")] = None,
+    parent_id: Annotated[
+        uuid.UUID | None, Query(description="Subsidiaries of this group company.")
+    ] = None,
+    territory_id: Annotated[
+        uuid.UUID | None, Query(description="Customers owned in this territory.")
+    ] = None,
+    include_subterritories: Annotated[
+        bool, Query(description="With `territory_id`: also its descendants.")
+    ] = True,
+    owner_id: Annotated[uuid.UUID | None, Query(description="Customers of this owner.")] = None,
+    updated_since: Annotated[
+        AwareDatetime | None, Query(description="Changed at or after this time (with timezone).")
+    ] = None,
+) -> CustomerFilter:
+    return CustomerFilter(
+        source=source,
+        external_id=external_id,
+        province=province,
+        city=city,
+        industry=industry,
+        tier=tier,
+        tag=tag,
+        parent_id=parent_id,
+        territory_id=territory_id,
+        include_subterritories=include_subterritories,
+        owner_id=owner_id,
+        updated_since=updated_since,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Customer,
+    responses=problem_responses(409),
+)
+async def create_customer(body: CustomerCreate, session: SessionDep, response: Response) -> Customer:
+    """Add a customer to the pool. 409 names the customer that already has the same
+    (`source`, `external_id`) or `registration_id`."""
+    customer = await service.create_customer(session, data=body)
+    set_etag(response, customer.version)
+    response.headers["Location"] = f"/v1/customers/{customer.id}"
+    return Customer.model_validate(customer)
+
+
+@router.get("", response_model=CustomerPage, responses=problem_responses())
+async def list_customers(
+    session: SessionDep,
+    filters: Annotated[CustomerFilter, Depends(customer_filter)],
+    limit: LimitQuery = DEFAULT_PAGE_SIZE,
+    cursor: CursorQuery = None,
+) -> CustomerPage:
+    """List customers in creation order; filters combine with AND."""
+    page = await service.list_customers(session, filters=filters, limit=limit, cursor=cursor)
+    return CustomerPage(
+        items=[Customer.model_validate(c) for c in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.post("/batch", response_model=CustomerBatchResult, responses=problem_responses(409))
+async def upsert_customers(body: CustomerBatch, session: SessionDep) -> CustomerBatchResult:
+    """Create or update up to 1,000 customers matched on (`source`, `external_id`).
+
+    Each item gets its own result (`created`, `updated`, `unchanged` or `error` with the reason);
+    a bad item does not stop the others."""
+    return await batch.upsert_customers(session, items=body.items)
+
+
+@router.get("/{customer_id}", response_model=Customer, responses=problem_responses(404))
+async def get_customer(customer_id: uuid.UUID, session: SessionDep, response: Response) -> Customer:
+    """Get one customer with its current ownership."""
+    customer = await service.get_customer(session, customer_id=customer_id)
+    set_etag(response, customer.version)
+    return Customer.model_validate(customer)
+
+
+@router.patch(
+    "/{customer_id}", response_model=Customer, responses=problem_responses(400, 404, 409, 412)
+)
+async def update_customer(
+    customer_id: uuid.UUID,
+    body: CustomerUpdate,
+    session: SessionDep,
+    expected: ExpectedVersionDep,
+    response: Response,
+) -> Customer:
+    """Change a customer's facts. Only the fields sent change; `null` clears an optional one."""
+    customer = await service.update_customer(
+        session, customer_id=customer_id, data=body, expected=expected
+    )
+    set_etag(response, customer.version)
+    return Customer.model_validate(customer)
+
+
+@router.delete(
+    "/{customer_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 404, 409, 412),
+)
+async def delete_customer(
+    customer_id: uuid.UUID, session: SessionDep, expected: ExpectedVersionDep
+) -> None:
+    """Remove a customer from the pool; its ownership history is kept. A group company with
+    subsidiaries cannot be deleted (409)."""
+    await service.delete_customer(session, customer_id=customer_id, expected=expected)

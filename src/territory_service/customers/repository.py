@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, column, exists, func, select, text
+from sqlalchemy.orm import joinedload
+
+from territory_service.customers.models import Customer
+from territory_service.ownership.models import Ownership
+from territory_service.pagination import Page, paginate
+from territory_service.repository import Repository
+from territory_service.territories.repository import subtree
+
+
+@dataclass(frozen=True)
+class CustomerFilter:
+    source: str | None = None
+    external_id: str | None = None
+    province: str | None = None
+    city: str | None = None
+    industry: str | None = None
+    tier: str | None = None
+    tag: str | None = None
+    parent_id: uuid.UUID | None = None
+    territory_id: uuid.UUID | None = None
+    include_subterritories: bool = True
+    owner_id: uuid.UUID | None = None
+    updated_since: datetime | None = None
+
+
+class CustomerRepository(Repository[Customer]):
+    model = Customer
+    resource_name = "customer"
+
+    def select(self) -> Select[tuple[Customer]]:
+        return select(Customer).options(joinedload(Customer.ownership))
+
+    async def list(self, filters: CustomerFilter, *, limit: int, cursor: str | None) -> Page[Customer]:
+        statement = self.select()
+        for name in ("source", "external_id", "province", "city", "industry", "tier", "parent_id"):
+            value = getattr(filters, name)
+            if value is not None:
+                statement = statement.where(getattr(Customer, name) == value)
+        if filters.updated_since is not None:
+            statement = statement.where(Customer.updated_at >= filters.updated_since)
+        if filters.tag is not None:
+            statement = statement.where(self._has_tag(filters.tag))
+        owned = self._ownership_condition(filters)
+        if owned is not None:
+            statement = statement.where(
+                exists().where(Ownership.customer_id == Customer.id, *owned)
+            )
+        return await paginate(self.session, statement, key=Customer.id, limit=limit, cursor=cursor)
+
+    def _has_tag(self, tag: str) -> Any:
+        if self.dialect == "postgresql":
+            return Customer.tags.contains([tag])  # JSONB @>, served by the GIN index
+        tags = func.json_each(Customer.tags).table_valued("value")
+        return exists(select(text("1")).select_from(tags).where(column("value") == tag))
+
+    @staticmethod
+    def _ownership_condition(filters: CustomerFilter) -> list[Any] | None:
+        conditions: list[Any] = []
+        if filters.owner_id is not None:
+            conditions.append(Ownership.owner_id == filters.owner_id)
+        if filters.territory_id is not None:
+            if filters.include_subterritories:
+                tree = subtree(filters.territory_id)
+                conditions.append(Ownership.territory_id.in_(select(tree.c.id)))
+            else:
+                conditions.append(Ownership.territory_id == filters.territory_id)
+        return conditions or None
+
+    async def by_keys(
+        self, keys: set[tuple[str, str]], *, for_update: bool
+    ) -> dict[tuple[str, str], Customer]:
+        """Customers by (source, external_id), grouped by source so each query uses the index."""
+        by_source: dict[str, list[str]] = defaultdict(list)
+        for source, external_id in keys:
+            by_source[source].append(external_id)
+        found: dict[tuple[str, str], Customer] = {}
+        for source, external_ids in by_source.items():
+            statement = self.select().where(
+                Customer.source == source, Customer.external_id.in_(external_ids)
+            )
+            if for_update:
+                statement = statement.with_for_update(of=Customer)
+            for customer in (await self.session.execute(statement)).unique().scalars():
+                found[(customer.source, customer.external_id)] = customer
+        return found
+
+    async def holders_of_registration_ids(self, registration_ids: set[str]) -> dict[str, uuid.UUID]:
+        if not registration_ids:
+            return {}
+        statement = select(Customer.registration_id, Customer.id).where(
+            Customer.registration_id.in_(registration_ids)
+        )
+        return {reg: id for reg, id in (await self.session.execute(statement)).tuples()}
+
+    async def existing_ids(self, ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        rows = await self.session.execute(select(Customer.id).where(Customer.id.in_(ids)))
+        return set(rows.scalars())
+
+    async def group_ancestor_ids(self, customer_id: uuid.UUID) -> set[uuid.UUID]:
+        """The customer and every group company above it."""
+        chain = (
+            select(Customer.id, Customer.parent_id)
+            .where(Customer.id == customer_id)
+            .cte("group_ancestors", recursive=True)
+        )
+        chain = chain.union_all(
+            select(Customer.id, Customer.parent_id).where(Customer.id == chain.c.parent_id)
+        )
+        return set((await self.session.execute(select(chain.c.id))).scalars())
+
+    async def has_subsidiaries(self, customer_id: uuid.UUID) -> bool:
+        statement = select(exists().where(Customer.parent_id == customer_id))
+        return bool((await self.session.execute(statement)).scalar_one())
+
+    async def lock_groups(self) -> None:
+        """Serialise changes of `parent_id` so two concurrent ones cannot build a cycle."""
+        if self.dialect == "postgresql":
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext('customer-groups'))")
+            )

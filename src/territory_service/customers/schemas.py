@@ -1,0 +1,197 @@
+import datetime as dt
+import enum
+import math
+import uuid
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+
+from territory_service.api.problems import ProblemItem
+from territory_service.ownership.models import OwnershipSource
+from territory_service.schemas import (
+    BlankIsNone,
+    ExternalId,
+    InputModel,
+    Name,
+    OptionalShortText,
+    OutputModel,
+    PageOut,
+    ResourceOut,
+    reject_null,
+)
+
+MAX_TAGS = 50
+MAX_ATTRIBUTES = 50
+MAX_BATCH_SIZE = 1000
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+def _tag_set(tags: list[str]) -> list[str]:
+    return sorted(set(tags))
+
+
+Tags = Annotated[
+    list[Tag],
+    Field(max_length=MAX_TAGS, description="A set of labels; duplicates are dropped, order sorted."),
+    AfterValidator(_tag_set),
+]
+AttributeKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+]
+AttributeValue = (
+    Annotated[str, StringConstraints(max_length=500)] | StrictBool | StrictInt | StrictFloat
+)
+
+
+def _finite_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    for key, value in attributes.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"attribute {key!r} is not a finite number")
+    return attributes
+
+
+Attributes = Annotated[
+    dict[AttributeKey, AttributeValue],
+    Field(
+        max_length=MAX_ATTRIBUTES,
+        description="Custom facts for rules (`attributes.<key>`): strings, numbers or booleans.",
+    ),
+    AfterValidator(_finite_attributes),
+]
+RegistrationId = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_upper=True,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[0-9A-Za-z][0-9A-Za-z-]*$",
+    ),
+]
+Tier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+Employees = Annotated[int, Field(ge=0, le=100_000_000)]
+Revenue = Annotated[float, Field(ge=0, le=1e16, allow_inf_nan=False)]
+PotentialScore = Annotated[int, Field(ge=0, le=100)]
+
+
+class CustomerFacts(InputModel):
+    """The facts assignment rules read. Blank text means "not known"."""
+
+    country: OptionalShortText = None
+    province: OptionalShortText = None
+    city: OptionalShortText = None
+    district: OptionalShortText = None
+    industry: OptionalShortText = None
+    employees: Employees | None = None
+    annual_revenue: Revenue | None = None
+    tier: Annotated[Tier | None, BlankIsNone] = None
+    potential_score: PotentialScore | None = None
+    registration_id: Annotated[RegistrationId | None, BlankIsNone] = Field(
+        default=None, description="统一社会信用代码 or tax id; unique when present."
+    )
+    parent_id: uuid.UUID | None = Field(default=None, description="The group company's id.")
+    last_activity_at: AwareDatetime | None = Field(
+        default=None, description="Last follow-up the CRM reported (with a timezone)."
+    )
+
+
+class CustomerCreate(CustomerFacts):
+    source: ExternalId = Field(description="Which CRM the record comes from.")
+    external_id: ExternalId = Field(description="The CRM's own id; unique within `source`.")
+    name: Name
+    tags: Tags = Field(default_factory=list)
+    attributes: Attributes = Field(default_factory=dict)
+
+
+class CustomerUpdate(CustomerFacts):
+    """Only the fields sent change; `null` clears an optional fact."""
+
+    name: Name | None = None
+    tags: Tags | None = None
+    attributes: Attributes | None = None
+
+    _not_null = field_validator("name", "tags", "attributes", mode="before")(reject_null)
+
+
+class CustomerOwnership(OutputModel):
+    territory_id: uuid.UUID
+    owner_id: uuid.UUID | None = Field(description="Null: waiting in the territory's pool.")
+    source: OwnershipSource
+    locked: bool
+    version: int
+    assigned_at: dt.datetime
+
+
+class Customer(ResourceOut):
+    id: uuid.UUID
+    source: str
+    external_id: str
+    name: str
+    country: str | None
+    province: str | None
+    city: str | None
+    district: str | None
+    industry: str | None
+    employees: int | None
+    annual_revenue: float | None
+    tier: str | None
+    potential_score: int | None
+    tags: list[str]
+    attributes: dict[str, Any]
+    registration_id: str | None
+    parent_id: uuid.UUID | None
+    last_activity_at: dt.datetime | None
+    ownership: CustomerOwnership | None = Field(
+        description="Current owner; null until the customer has been resolved."
+    )
+
+
+class CustomerPage(PageOut):
+    items: list[Customer]
+
+
+class CustomerBatch(InputModel):
+    items: Annotated[
+        # Items are validated one by one by the service, so that one bad item fails alone.
+        list[Annotated[Any, WithJsonSchema({"$ref": "#/components/schemas/CustomerCreate"})]],
+        Field(min_length=1, max_length=MAX_BATCH_SIZE),
+    ] = Field(
+        description=f"1 to {MAX_BATCH_SIZE} customers, matched on (`source`, `external_id`). "
+        "An existing customer gets the fields the item sends; fields left out keep their value."
+    )
+
+
+class BatchItemStatus(enum.StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    ERROR = "error"
+
+
+class BatchItemResult(OutputModel):
+    index: int = Field(description="Position of the item in the request.")
+    status: BatchItemStatus
+    id: uuid.UUID | None = None
+    version: int | None = None
+    detail: str | None = Field(default=None, description="Why the item failed.")
+    errors: list[ProblemItem] | None = None
+
+
+class CustomerBatchResult(OutputModel):
+    created: int
+    updated: int
+    unchanged: int
+    failed: int
+    items: list[BatchItemResult]
+

@@ -1,0 +1,116 @@
+"""Domain errors and their RFC 9457 problem+json form.
+
+Domain code raises subclasses of `ServiceError`; one handler turns each into a problem document
+with a stable `type` per error kind. Nothing below the HTTP edge knows about responses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
+
+PROBLEM_TYPE_PREFIX = "urn:territory-service:problem:"
+
+
+class ServiceError(Exception):
+    """Base of every error the service reports to a client."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+    @classmethod
+    def type_uri(cls) -> str:
+        return PROBLEM_TYPE_PREFIX + cls.slug
+
+
+class NotFound(ServiceError):
+    status = 404
+    slug = "not-found"
+    title = "Resource not found"
+
+    def __init__(self, resource: str, resource_id: object) -> None:
+        super().__init__(
+            f"{resource} {resource_id} does not exist", resource=resource, id=str(resource_id)
+        )
+
+
+class Conflict(ServiceError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict with the current state"
+
+
+class AlreadyExists(Conflict):
+    slug = "already-exists"
+    title = "A resource with the same unique key exists"
+
+    def __init__(self, detail: str, *, existing_id: uuid.UUID, field: str) -> None:
+        super().__init__(detail, existing_id=str(existing_id), field=field)
+
+
+class StillReferenced(Conflict):
+    slug = "still-referenced"
+    title = "The resource is still referenced"
+
+
+class HierarchyCycle(Conflict):
+    slug = "hierarchy-cycle"
+    title = "The change would make a cycle"
+
+
+class StaleVersion(ServiceError):
+    status = 412
+    slug = "stale-version"
+    title = "The resource changed since it was read"
+
+    def __init__(self, resource: str, *, expected: str, current: int) -> None:
+        super().__init__(
+            f"{resource} is at version {current}, the request expected {expected}",
+            current_version=current,
+        )
+
+
+class ConcurrentUpdate(Conflict):
+    slug = "concurrent-update"
+    title = "Another request changed the resource at the same time"
+
+    def __init__(self, resource: str) -> None:
+        super().__init__(f"{resource} was changed by a concurrent request; read it again and retry")
+
+
+class InvalidReference(ServiceError):
+    """A field names another resource that does not exist (422: the request is wrong)."""
+
+    status = 422
+    slug = "invalid-reference"
+    title = "A referenced resource does not exist"
+
+    def __init__(self, field: str, resource: str, resource_id: object) -> None:
+        super().__init__(
+            f"{field}: {resource} {resource_id} does not exist",
+            errors=[{"pointer": f"#/{field}", "detail": f"{resource} does not exist"}],
+        )
+
+
+class InvalidCursor(ServiceError):
+    status = 422
+    slug = "invalid-cursor"
+    title = "The pagination cursor is not valid"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "cursor is not one this list returned",
+            errors=[{"pointer": "cursor", "in": "query", "detail": "malformed cursor"}],
+        )
+
+
+class InvalidPrecondition(ServiceError):
+    status = 400
+    slug = "invalid-precondition"
+    title = "If-Match header is not valid"

@@ -1,0 +1,65 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from territory_service import __version__
+from territory_service.api.middleware import RequestContextMiddleware
+from territory_service.api.problems import install_problem_handlers
+from territory_service.config import Settings, get_settings
+from territory_service.customers.endpoints import router as customers_router
+from territory_service.db import create_engine, create_session_factory
+from territory_service.openapi import install_openapi
+from territory_service.operations.endpoints import router as operations_router
+from territory_service.owners.endpoints import router as owners_router
+from territory_service.territories.endpoints import router as territories_router
+
+DESCRIPTION = """
+The single source of truth for **who owns each CRM customer**.
+
+Errors are RFC 9457 `application/problem+json` documents with a stable `type` per error kind.
+Lists use cursor pagination (`limit`, `cursor`, `next_cursor`). Every resource has a `version`,
+sent as the `ETag`; writes accept `If-Match` and answer 412 when the resource changed since.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    # The endpoint function's name: `list_customers`, `create_owner`, ... read well in clients.
+    return route.name
+
+
+def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
+    """The app. With `engine` given (tests), the app uses it and leaves its disposal to the caller."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_engine = engine is None
+        app.state.engine = create_engine(settings) if engine is None else engine
+        app.state.session_factory = create_session_factory(app.state.engine)
+        try:
+            yield
+        finally:
+            if own_engine:
+                await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Territory Service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    for router in (customers_router, owners_router, territories_router, operations_router):
+        app.include_router(router)
+    app.add_middleware(RequestContextMiddleware)
+    install_openapi(app)
+    return app

@@ -1,0 +1,73 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from territory_service.api.dependencies import (
+    DEFAULT_PAGE_SIZE,
+    CursorQuery,
+    ExpectedVersionDep,
+    LimitQuery,
+    SessionDep,
+    set_etag,
+)
+from territory_service.api.problems import problem_responses
+from territory_service.owners import service
+from territory_service.owners.schemas import Owner, OwnerCreate, OwnerPage, OwnerUpdate
+
+router = APIRouter(prefix="/v1/owners", tags=["owners"])
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=Owner, responses=problem_responses(409)
+)
+async def create_owner(body: OwnerCreate, session: SessionDep, response: Response) -> Owner:
+    """Create an owner (a sales rep or a team queue). `external_id` is the CRM's user id."""
+    owner = await service.create_owner(session, data=body)
+    set_etag(response, owner.version)
+    response.headers["Location"] = f"/v1/owners/{owner.id}"
+    return Owner.model_validate(owner)
+
+
+@router.get("", response_model=OwnerPage, responses=problem_responses())
+async def list_owners(
+    session: SessionDep,
+    active: Annotated[bool | None, Query(description="Only active or inactive owners.")] = None,
+    limit: LimitQuery = DEFAULT_PAGE_SIZE,
+    cursor: CursorQuery = None,
+) -> OwnerPage:
+    """List owners in creation order."""
+    page = await service.list_owners(session, active=active, limit=limit, cursor=cursor)
+    return OwnerPage(items=[Owner.model_validate(o) for o in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{owner_id}", response_model=Owner, responses=problem_responses(404))
+async def get_owner(owner_id: uuid.UUID, session: SessionDep, response: Response) -> Owner:
+    """Get one owner."""
+    owner = await service.get_owner(session, owner_id=owner_id)
+    set_etag(response, owner.version)
+    return Owner.model_validate(owner)
+
+
+@router.patch("/{owner_id}", response_model=Owner, responses=problem_responses(400, 404, 409, 412))
+async def update_owner(
+    owner_id: uuid.UUID,
+    body: OwnerUpdate,
+    session: SessionDep,
+    expected: ExpectedVersionDep,
+    response: Response,
+) -> Owner:
+    """Change an owner. Deactivating one stops new assignments to them."""
+    owner = await service.update_owner(session, owner_id=owner_id, data=body, expected=expected)
+    set_etag(response, owner.version)
+    return Owner.model_validate(owner)
+
+
+@router.delete(
+    "/{owner_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 404, 409, 412),
+)
+async def delete_owner(owner_id: uuid.UUID, session: SessionDep, expected: ExpectedVersionDep) -> None:
+    """Delete an owner who owns no customers (409 otherwise: deactivate or hand over instead)."""
+    await service.delete_owner(session, owner_id=owner_id, expected=expected)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+
+from territory_service.ownership.models import Ownership
+from territory_service.owners.models import Owner
+from territory_service.pagination import Page, paginate
+from territory_service.repository import Repository
+
+
+class OwnerRepository(Repository[Owner]):
+    model = Owner
+    resource_name = "owner"
+
+    async def list(
+        self, *, active: bool | None, limit: int, cursor: str | None
+    ) -> Page[Owner]:
+        statement = self.select()
+        if active is not None:
+            statement = statement.where(Owner.active == active)
+        return await paginate(self.session, statement, key=Owner.id, limit=limit, cursor=cursor)
+
+    async def count_owned_customers(self, owner_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(Ownership.owner_id == owner_id)
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def existing_ids(self, ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        rows = await self.session.execute(select(Owner.id).where(Owner.id.in_(ids)))
+        return set(rows.scalars())

@@ -1,0 +1,47 @@
+import uuid
+
+from pydantic import Field, field_validator
+
+from territory_service.schemas import (
+    Capacity,
+    ExternalId,
+    InputModel,
+    Name,
+    OptionalEmail,
+    PageOut,
+    ResourceOut,
+    reject_null,
+)
+
+
+class OwnerCreate(InputModel):
+    external_id: ExternalId = Field(description="The CRM's user id; unique.")
+    name: Name
+    email: OptionalEmail = None
+    active: bool = Field(default=True, description="Inactive owners receive no new customers.")
+    capacity: Capacity | None = Field(
+        default=None, description="Most customers this owner may hold across all territories."
+    )
+
+
+class OwnerUpdate(InputModel):
+    external_id: ExternalId | None = None
+    name: Name | None = None
+    email: OptionalEmail = None
+    active: bool | None = None
+    capacity: Capacity | None = None
+
+    _not_null = field_validator("external_id", "name", "active", mode="before")(reject_null)
+
+
+class Owner(ResourceOut):
+    id: uuid.UUID
+    external_id: str
+    name: str
+    email: str | None
+    active: bool
+    capacity: int | None
+
+
+class OwnerPage(PageOut):
+    items: list[Owner]

@@ -1,0 +1,83 @@
+"""Owner use cases: each is one transaction."""
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from territory_service.errors import StillReferenced
+from territory_service.owners.models import Owner
+from territory_service.owners.repository import OwnerRepository
+from territory_service.owners.schemas import OwnerCreate, OwnerUpdate
+from territory_service.pagination import Page
+from territory_service.preconditions import ExpectedVersion, check_expected
+from territory_service.transaction import transaction
+
+
+def _unique_keys(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {"external_id": {"external_id": values.get("external_id")}}
+
+
+async def create_owner(session: AsyncSession, *, data: OwnerCreate) -> Owner:
+    repository = OwnerRepository(session)
+    values = data.model_dump()
+
+    async def explain() -> None:
+        await repository.ensure_unique(_unique_keys(values))
+
+    async with transaction(session, resource="owner", explain_integrity_error=explain):
+        await repository.ensure_unique(_unique_keys(values))
+        owner = await repository.add(Owner(**values))
+    return owner
+
+
+async def get_owner(session: AsyncSession, *, owner_id: uuid.UUID) -> Owner:
+    async with transaction(session, resource="owner"):
+        return await OwnerRepository(session).get_or_raise(owner_id)
+
+
+async def list_owners(
+    session: AsyncSession, *, active: bool | None, limit: int, cursor: str | None
+) -> Page[Owner]:
+    async with transaction(session, resource="owner"):
+        return await OwnerRepository(session).list(active=active, limit=limit, cursor=cursor)
+
+
+async def update_owner(
+    session: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    data: OwnerUpdate,
+    expected: ExpectedVersion | None,
+) -> Owner:
+    repository = OwnerRepository(session)
+    changes = data.provided()
+
+    async def explain() -> None:
+        await repository.ensure_unique(_unique_keys(changes), exclude_id=owner_id)
+
+    async with transaction(session, resource="owner", explain_integrity_error=explain):
+        owner = await repository.get_or_raise(owner_id, for_update=True)
+        check_expected(expected, "owner", owner.version)
+        await repository.ensure_unique(_unique_keys(changes), exclude_id=owner_id)
+        for name, value in changes.items():
+            setattr(owner, name, value)
+        await session.flush()
+    return owner
+
+
+async def delete_owner(
+    session: AsyncSession, *, owner_id: uuid.UUID, expected: ExpectedVersion | None
+) -> None:
+    repository = OwnerRepository(session)
+    async with transaction(session, resource="owner"):
+        owner = await repository.get_or_raise(owner_id, for_update=True)
+        check_expected(expected, "owner", owner.version)
+        owned = await repository.count_owned_customers(owner_id)
+        if owned:
+            raise StillReferenced(
+                f"owner {owner_id} still owns {owned} customer(s); hand them over or deactivate "
+                "the owner instead",
+                customers=owned,
+            )
+        await repository.delete(owner)

@@ -1,0 +1,85 @@
+import datetime as dt
+import enum
+import uuid
+
+from sqlalchemy import BigInteger, Enum, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from territory_service.db import Base, UTCDateTime, utcnow
+
+
+class OwnershipSource(enum.StrEnum):
+    """What put a customer with its current owner."""
+
+    RULE = "rule"
+    MANUAL = "manual"
+    CLAIM = "claim"
+    TRANSFER = "transfer"
+    GROUP = "group"
+    MERGE = "merge"
+
+
+_source_type = Enum(
+    OwnershipSource,
+    name="ownership_source",
+    native_enum=False,
+    create_constraint=True,
+    length=16,
+    values_callable=lambda enum_class: [member.value for member in enum_class],
+)
+
+
+class Ownership(Base):
+    """The one current owner of a customer. Keyed by customer, so there can never be two."""
+
+    __tablename__ = "ownerships"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    territory_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("territories.id", ondelete="RESTRICT"), index=True
+    )
+    # NULL: the customer waits in the territory's pool (公海).
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("owners.id", ondelete="RESTRICT"), index=True
+    )
+    source: Mapped[OwnershipSource] = mapped_column(_source_type)
+    rule_id: Mapped[uuid.UUID | None] = mapped_column()
+    ruleset_version: Mapped[int | None] = mapped_column()
+    locked: Mapped[bool] = mapped_column(default=False)
+    version: Mapped[int] = mapped_column()
+    assigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class OwnershipEvent(Base):
+    """Append-only history: one row per ownership change, written in the change's transaction.
+
+    The id increases monotonically and is the change feed's cursor. There is deliberately no
+    foreign key to customers: history outlives a deleted customer.
+    """
+
+    __tablename__ = "ownership_events"
+    __table_args__ = (UniqueConstraint("customer_id", "version"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    customer_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    # The ownership version this event produced; versions of one customer form an unbroken chain.
+    version: Mapped[int] = mapped_column()
+    from_territory_id: Mapped[uuid.UUID | None] = mapped_column()
+    from_owner_id: Mapped[uuid.UUID | None] = mapped_column()
+    # NULL territory: the customer left the pool (deleted or merged away).
+    territory_id: Mapped[uuid.UUID | None] = mapped_column()
+    owner_id: Mapped[uuid.UUID | None] = mapped_column()
+    source: Mapped[OwnershipSource] = mapped_column(_source_type)
+    rule_id: Mapped[uuid.UUID | None] = mapped_column()
+    ruleset_version: Mapped[int | None] = mapped_column()
+    locked: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    actor: Mapped[str | None] = mapped_column(String(128))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

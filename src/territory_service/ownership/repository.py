@@ -1,0 +1,36 @@
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sqlalchemy import select
+
+from territory_service.logs import request_id_var
+from territory_service.ownership.models import Ownership, OwnershipEvent, OwnershipSource
+
+
+class OwnershipRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, customer_id: uuid.UUID, *, for_update: bool = False) -> Ownership | None:
+        statement = select(Ownership).where(Ownership.customer_id == customer_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    def record_removal(self, ownership: Ownership, *, reason: str) -> OwnershipEvent:
+        """The event that closes a customer's history when it leaves the pool."""
+        event = OwnershipEvent(
+            customer_id=ownership.customer_id,
+            version=ownership.version + 1,
+            from_territory_id=ownership.territory_id,
+            from_owner_id=ownership.owner_id,
+            territory_id=None,
+            owner_id=None,
+            source=OwnershipSource.MANUAL,
+            locked=False,
+            reason=reason,
+            request_id=request_id_var.get(),
+        )
+        self.session.add(event)
+        return event

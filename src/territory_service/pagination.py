@@ -1,0 +1,61 @@
+"""Keyset pagination: lists are ordered by a unique key and a cursor is the last key seen."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from territory_service.errors import InvalidCursor
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(key: uuid.UUID) -> str:
+    raw = json.dumps({"after": key.hex}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return uuid.UUID(hex=json.loads(raw)["after"])
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise InvalidCursor() from exc
+
+
+async def paginate(
+    session: AsyncSession,
+    statement: Select[Any],
+    *,
+    key: InstrumentedAttribute[uuid.UUID],
+    limit: int,
+    cursor: str | None,
+) -> Page[Any]:
+    """Run `statement` (rows of one entity) ordered by `key`, one page after `cursor`."""
+    if cursor is not None:
+        statement = statement.where(key > decode_cursor(cursor))
+    rows: Sequence[Any] = (
+        (await session.execute(statement.order_by(key).limit(limit + 1))).unique().scalars().all()
+    )
+    items = list(rows[:limit])
+    has_more = len(rows) > limit
+    next_cursor = encode_cursor(getattr(items[-1], key.key)) if has_more else None
+    return Page(items=items, next_cursor=next_cursor)

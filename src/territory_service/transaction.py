@@ -1,0 +1,37 @@
+"""One use case, one transaction: how service functions open, commit and translate failures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from territory_service.errors import ConcurrentUpdate
+
+
+@asynccontextmanager
+async def transaction(
+    session: AsyncSession,
+    *,
+    resource: str,
+    explain_integrity_error: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[None]:
+    """Commit on success, roll back on any error, and turn database races into domain errors.
+
+    Uniqueness and references are checked before writing, so an integrity error here means a
+    concurrent request won a race. `explain_integrity_error` runs in a fresh transaction after
+    the rollback and raises the precise error (e.g. which customer holds the key) when it can.
+    """
+    try:
+        async with session.begin():
+            yield
+    except StaleDataError as exc:
+        raise ConcurrentUpdate(resource) from exc
+    except IntegrityError as exc:
+        if explain_integrity_error is not None:
+            async with session.begin():
+                await explain_integrity_error()
+        raise ConcurrentUpdate(resource) from exc

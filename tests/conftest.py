@@ -1,0 +1,139 @@
+"""Fixtures: a real database per backend built by the migrations, and the app over HTTP.
+
+Every API test runs on SQLite and on PostgreSQL. Each backend gets a database of its own for the
+session, made by `alembic upgrade head`; after each test every table is emptied. The PostgreSQL
+server comes from TEST_DATABASE_URL, the local server, or one started from local binaries
+(tests/postgres_server.py). With CI=true a missing PostgreSQL fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from territory_service.config import Settings
+from territory_service.db import Base, create_engine
+from territory_service.main import create_app
+from territory_service.migrate import upgrade_to_head
+from tests import postgres_server
+from tests.openapi_conformance import DeclaredResponses
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    server, reason = postgres_server.find_or_start_postgres()
+    if server is None and IN_CI:
+        raise pytest.UsageError(f"CI=true and no PostgreSQL could be found or started: {reason}")
+    config.stash[_POSTGRES] = (server, reason)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server, _ = config.stash.get(_POSTGRES, (None, ""))
+    if server is not None and server.stop is not None:
+        server.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    server, reason = config.stash[_POSTGRES]
+    if server is None:
+        return f"postgresql: unavailable ({reason}); PostgreSQL tests are skipped"
+    return f"postgresql: {server.how}"
+
+
+_POSTGRES = pytest.StashKey[tuple[postgres_server.PostgresServer | None, str]]()
+
+
+def postgres_admin_url(config: pytest.Config) -> str:
+    server, reason = config.stash[_POSTGRES]
+    if server is None:
+        pytest.skip(f"no PostgreSQL: {reason}")
+    return server.url
+
+
+def _session_database_name() -> str:
+    return f"ts_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated database of each backend, for the whole session."""
+    if request.param == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="territory-test-") as directory:
+            url = f"sqlite+aiosqlite:///{Path(directory) / 'test.db'}"
+            upgrade_to_head(url)
+            yield url
+        return
+    admin_url = postgres_admin_url(request.config)
+    name = _session_database_name()
+    url = asyncio.run(postgres_server.create_database(admin_url, name))
+    try:
+        upgrade_to_head(url)
+        yield url
+    finally:
+        asyncio.run(postgres_server.drop_database(admin_url, name))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, db_pool_size=20, db_max_overflow=20)
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def backend(engine: AsyncEngine) -> str:
+    return engine.dialect.name
+
+
+async def empty_all_tables(engine: AsyncEngine) -> None:
+    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
+        else:
+            for table in tables:
+                await connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+async def app(engine: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, engine=engine)
+    async with app.router.lifespan_context(app):
+        yield app
+    await empty_all_tables(engine)
+
+
+@pytest.fixture(scope="session")
+def declared_responses() -> DeclaredResponses:
+    return DeclaredResponses(create_app(Settings(database_url="sqlite+aiosqlite://")))
+
+
+@pytest.fixture
+async def client(
+    app: FastAPI, declared_responses: DeclaredResponses
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the app; every answer must be one its operation declares."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://territory.test",
+        event_hooks={"response": [declared_responses.check]},
+    ) as client:
+        yield client
