@@ -108,6 +108,8 @@ async def empty_all_tables(engine: AsyncEngine) -> None:
         if connection.dialect.name == "postgresql":
             await connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
         else:
+            # Self-referencing rows (groups, sub-territories): check keys once, at commit.
+            await connection.execute(text("PRAGMA defer_foreign_keys = ON"))
             for table in tables:
                 await connection.execute(text(f"DELETE FROM {table}"))
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from fastapi import FastAPI
-from starlette.routing import Match
+
+from territory_service.api.operation_index import operations_at
 
 
 class UndeclaredStatus(AssertionError):
@@ -13,28 +16,17 @@ class UndeclaredStatus(AssertionError):
 
 class DeclaredResponses:
     def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self.paths = app.openapi()["paths"]
-
-    def operation(self, method: str, path: str) -> dict[str, object] | None:
-        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
-        for route in self.app.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                template: str = getattr(route, "path", "")
-                found: dict[str, object] | None = self.paths.get(template, {}).get(method.lower())
-                return found
-        return None
+        self.document: dict[str, Any] = app.openapi()
 
     async def check(self, response: httpx.Response) -> None:
-        operation = self.operation(response.request.method, response.request.url.path)
+        request = response.request
+        operations = operations_at(self.document, request.url.path)
+        operation = operations.get(request.method.lower())
         if operation is None:
-            return  # unknown routes and methods: answered by the app-wide 404/405 handlers
+            return  # unknown routes and methods: the app-wide 404 and 405 answers
         declared = operation["responses"]
-        assert isinstance(declared, dict)
         if str(response.status_code) not in declared:
             raise UndeclaredStatus(
-                f"{response.request.method} {response.request.url.path} answered "
-                f"{response.status_code}, which {operation.get('operationId')} does not declare "
-                f"(declared: {sorted(declared)})"
+                f"{request.method} {request.url.path} answered {response.status_code}, which "
+                f"{operation['operationId']} does not declare (declared: {sorted(declared)})"
             )

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from territory_service.api.operation_index import operations_at
 from territory_service.errors import PROBLEM_TYPE_PREFIX, ServiceError
 from territory_service.logs import request_id_var
 
@@ -153,16 +154,24 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else title
     if status == 404 and detail == "Not Found":
         detail = f"no resource at {request.url.path}"
-    elif status == 405:
+    headers = dict(exc.headers) if exc.headers else {}
+    if status == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return problem_response(
         request,
         status=status,
         slug=_HTTP_SLUGS.get(status, f"http-{status}"),
         title=title,
         detail=detail,
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method served at this path (Starlette's own header names only one route's)."""
+    operations = operations_at(request.app.openapi(), request.url.path)
+    return sorted(method.upper() for method in operations)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

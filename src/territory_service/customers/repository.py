@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, column, exists, func, select, text
+from sqlalchemy import Select, column, exists, func, select, text, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import joinedload
 
 from territory_service.customers.models import Customer
@@ -58,7 +59,7 @@ class CustomerRepository(Repository[Customer]):
 
     def _has_tag(self, tag: str) -> Any:
         if self.dialect == "postgresql":
-            return Customer.tags.contains([tag])  # JSONB @>, served by the GIN index
+            return type_coerce(Customer.tags, JSONB).contains([tag])  # @>, uses the GIN index
         tags = func.json_each(Customer.tags).table_valued("value")
         return exists(select(text("1")).select_from(tags).where(column("value") == tag))
 
@@ -99,7 +100,7 @@ class CustomerRepository(Repository[Customer]):
         statement = select(Customer.registration_id, Customer.id).where(
             Customer.registration_id.in_(registration_ids)
         )
-        return {reg: id for reg, id in (await self.session.execute(statement)).tuples()}
+        return {reg: id for reg, id in await self.session.execute(statement)}
 
     async def existing_ids(self, ids: set[uuid.UUID]) -> set[uuid.UUID]:
         if not ids:

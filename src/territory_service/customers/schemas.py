@@ -83,6 +83,7 @@ Tier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Employees = Annotated[int, Field(ge=0, le=100_000_000)]
 Revenue = Annotated[float, Field(ge=0, le=1e16, allow_inf_nan=False)]
 PotentialScore = Annotated[int, Field(ge=0, le=100)]
+UTCTimestamp = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(dt.UTC))]
 
 
 class CustomerFacts(InputModel):
@@ -101,7 +102,7 @@ class CustomerFacts(InputModel):
         default=None, description="统一社会信用代码 or tax id; unique when present."
     )
     parent_id: uuid.UUID | None = Field(default=None, description="The group company's id.")
-    last_activity_at: AwareDatetime | None = Field(
+    last_activity_at: UTCTimestamp | None = Field(
         default=None, description="Last follow-up the CRM reported (with a timezone)."
     )
 

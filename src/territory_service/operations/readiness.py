@@ -32,7 +32,7 @@ async def check_readiness(request: Request) -> Readiness | JSONResponse:
             current = (
                 await connection.execute(text("SELECT version_num FROM alembic_version"))
             ).scalar_one_or_none()
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:
         logger.warning("readiness: database unreachable", extra={"error": type(exc).__name__})
         return problem_response(
             request,

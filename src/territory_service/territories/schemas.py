@@ -14,7 +14,9 @@ from territory_service.schemas import (
 )
 from territory_service.territories.models import DistributionStrategy, MemberRole
 
-Weight = Field(ge=1, le=1000, description="Share of new customers under the weighted strategy.")
+Weight = Field(
+    default=1, ge=1, le=1000, description="Share of new customers under the weighted strategy."
+)
 
 
 class TerritoryCreate(InputModel):

@@ -1,0 +1,100 @@
+"""Small builders shared by the API tests."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from territory_service.ownership.models import Ownership, OwnershipSource
+
+_sequence = itertools.count(1)
+
+
+def customer_body(**overrides: Any) -> dict[str, Any]:
+    number = next(_sequence)
+    body: dict[str, Any] = {
+        "source": "crm",
+        "external_id": f"C{number:06d}",
+        "name": f"测试客户{number}有限公司",
+        "province": "上海",
+        "city": "上海",
+        "industry": "manufacturing",
+        "tier": "B",
+    }
+    body.update(overrides)
+    return body
+
+
+async def create(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post(path, json=body)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def create_customer(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    return await create(client, "/v1/customers", customer_body(**overrides))
+
+
+async def create_owner(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    number = next(_sequence)
+    body = {"external_id": f"u{number}", "name": f"销售{number}"} | overrides
+    return await create(client, "/v1/owners", body)
+
+
+async def create_territory(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    number = next(_sequence)
+    body = {"name": f"区域{number}"} | overrides
+    return await create(client, "/v1/territories", body)
+
+
+async def list_all(client: httpx.AsyncClient, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Follow `next_cursor` to the end."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = dict(params) | ({"cursor": cursor} if cursor else {})
+        response = await client.get(path, params=query)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem: dict[str, Any] = response.json()
+    assert problem["type"] == f"urn:territory-service:problem:{slug}"
+    assert problem["status"] == status
+    assert problem["request_id"] == response.headers["x-request-id"]
+    return problem
+
+
+async def place_customer(
+    engine: AsyncEngine,
+    customer: dict[str, Any],
+    territory: dict[str, Any],
+    owner: dict[str, Any] | None = None,
+    *,
+    source: OwnershipSource = OwnershipSource.RULE,
+) -> None:
+    """Give a customer an ownership row directly, as the rule engine will."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(Ownership).values(
+                customer_id=uuid.UUID(customer["id"]),
+                territory_id=uuid.UUID(territory["id"]),
+                owner_id=uuid.UUID(owner["id"]) if owner else None,
+                source=source,
+                locked=source is not OwnershipSource.RULE,
+                version=1,
+            )
+        )
