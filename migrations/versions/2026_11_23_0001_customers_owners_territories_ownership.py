@@ -107,9 +107,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customers")),
         sa.UniqueConstraint("registration_id", name=op.f("uq_customers_registration_id")),
-        sa.UniqueConstraint(
-            "source", "external_id", name=op.f("uq_customers_source_external_id")
-        ),
+        sa.UniqueConstraint("source", "external_id", name=op.f("uq_customers_source_external_id")),
     )
     for column in ("city", "industry", "parent_id", "province", "tier"):
         op.create_index(op.f(f"ix_customers_{column}"), "customers", [column])
@@ -205,9 +203,7 @@ def upgrade() -> None:
             "customer_id", "version", name=op.f("uq_ownership_events_customer_id_version")
         ),
     )
-    op.create_index(
-        op.f("ix_ownership_events_customer_id"), "ownership_events", ["customer_id"]
-    )
+    op.create_index(op.f("ix_ownership_events_customer_id"), "ownership_events", ["customer_id"])
 
 
 def downgrade() -> None:

@@ -35,7 +35,7 @@ def _operation_id(route: APIRoute) -> str:
 
 
 def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:
-    """The app. With `engine` given (tests), the app uses it and leaves its disposal to the caller."""
+    """The ASGI app. Given an `engine` (tests), it uses it and leaves disposing of it to them."""
     settings = settings or get_settings()
 
     @asynccontextmanager

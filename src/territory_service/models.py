@@ -2,8 +2,16 @@
 
 from territory_service.customers.models import Customer
 from territory_service.db import Base
-from territory_service.ownership.models import Ownership, OwnershipEvent
 from territory_service.owners.models import Owner
+from territory_service.ownership.models import Ownership, OwnershipEvent
 from territory_service.territories.models import Territory, TerritoryMember
 
-__all__ = ["Base", "Customer", "Owner", "Ownership", "OwnershipEvent", "Territory", "TerritoryMember"]
+__all__ = [
+    "Base",
+    "Customer",
+    "Owner",
+    "Ownership",
+    "OwnershipEvent",
+    "Territory",
+    "TerritoryMember",
+]

@@ -42,4 +42,3 @@ def install_openapi(app: FastAPI) -> None:
 
 def render(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-

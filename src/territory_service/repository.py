@@ -25,14 +25,16 @@ class Repository(Generic[ModelT]):
     def dialect(self) -> str:
         return self.session.get_bind().dialect.name
 
-    def select(self) -> Select[tuple[ModelT]]:
+    def select(self) -> Select[Any]:
         return select(self.model)
 
     async def get(self, id: uuid.UUID, *, for_update: bool = False) -> ModelT | None:
         statement = self.select().where(self.model.id == id)
         if for_update:
             statement = statement.with_for_update(of=self.model)
-        result: ModelT | None = (await self.session.execute(statement)).unique().scalar_one_or_none()
+        result: ModelT | None = (
+            (await self.session.execute(statement)).unique().scalar_one_or_none()
+        )
         return result
 
     async def get_or_raise(self, id: uuid.UUID, *, for_update: bool = False) -> ModelT:
@@ -43,7 +45,9 @@ class Repository(Generic[ModelT]):
 
     async def find_by(self, **equal_to: Any) -> ModelT | None:
         statement = self.select().filter_by(**equal_to).limit(1)
-        result: ModelT | None = (await self.session.execute(statement)).unique().scalar_one_or_none()
+        result: ModelT | None = (
+            (await self.session.execute(statement)).unique().scalar_one_or_none()
+        )
         return result
 
     async def add(self, instance: ModelT) -> ModelT:
@@ -66,7 +70,7 @@ class Repository(Generic[ModelT]):
         for field, values in keys.items():
             if any(value is None for value in values.values()):
                 continue
-            existing = await self.find_by(**values)
+            existing: Any = await self.find_by(**values)
             if existing is not None and existing.id != exclude_id:
                 shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
                 raise AlreadyExists(

@@ -50,8 +50,12 @@ async def test_batch_reports_created_updated_and_unchanged_per_item(
     result = response.json()
     assert [item["status"] for item in result["items"]] == ["unchanged", "updated", "created"]
     assert result["items"][0] == {
-        "index": 0, "status": "unchanged", "id": kept["id"], "version": 1,
-        "detail": None, "errors": None,
+        "index": 0,
+        "status": "unchanged",
+        "id": kept["id"],
+        "version": 1,
+        "detail": None,
+        "errors": None,
     }
     assert result["items"][1]["version"] == 2
     after = (await client.get(f"/v1/customers/{changed['id']}")).json()

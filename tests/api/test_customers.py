@@ -239,7 +239,7 @@ async def test_updated_since_returns_customers_changed_at_or_after(
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"cursor": "!!"}])
 async def test_bad_paging_parameters_are_rejected(
-    client: httpx.AsyncClient, params: dict[str, object]
+    client: httpx.AsyncClient, params: dict[str, str | int]
 ) -> None:
     response = await client.get("/v1/customers", params=params)
     assert response.status_code == 422

@@ -44,7 +44,7 @@ async def test_readyz_is_unavailable_when_the_schema_is_behind(
             )
 
 
-async def test_readyz_is_unavailable_without_a_database(tmp_path: object) -> None:
+async def test_readyz_is_unavailable_without_a_database() -> None:
     app = create_app(Settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none"))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -45,7 +45,9 @@ async def test_moving_a_territory_under_its_own_subtree_is_refused(
     suzhou = await create_territory(client, name="苏州", parent_id=jiangsu["id"])
 
     for new_parent in (suzhou["id"], east["id"]):
-        response = await client.patch(f"/v1/territories/{east['id']}", json={"parent_id": new_parent})
+        response = await client.patch(
+            f"/v1/territories/{east['id']}", json={"parent_id": new_parent}
+        )
         assert_problem(response, 409, "hierarchy-cycle")
     assert (await client.get(f"/v1/territories/{east['id']}")).json()["version"] == 1
 
@@ -63,9 +65,7 @@ async def test_territory_with_children_cannot_be_deleted(client: httpx.AsyncClie
     parent = await create_territory(client)
     child = await create_territory(client, parent_id=parent["id"])
 
-    assert_problem(
-        await client.delete(f"/v1/territories/{parent['id']}"), 409, "still-referenced"
-    )
+    assert_problem(await client.delete(f"/v1/territories/{parent['id']}"), 409, "still-referenced")
     assert (await client.delete(f"/v1/territories/{child['id']}")).status_code == 204
     assert (await client.delete(f"/v1/territories/{parent['id']}")).status_code == 204
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tests import postgres_server
 from tests.postgres_server import (
     PostgresServer,

@@ -45,7 +45,7 @@ async def get_expected_version(
         Header(
             alias="If-Match",
             description="Entity tag(s) from an earlier read (`ETag`); "
-            "the write fails with 412 when the resource has changed since."
+            "the write fails with 412 when the resource has changed since.",
         ),
     ] = None,
 ) -> ExpectedVersion | None:

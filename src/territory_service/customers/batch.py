@@ -33,7 +33,8 @@ from territory_service.errors import (
 from territory_service.ids import new_id
 from territory_service.transaction import transaction
 
-ATTEMPTS = 3
+# A batch re-planned after losing a race on a key cannot lose to the same rival again.
+ATTEMPTS = 5
 IDENTITY = ("source", "external_id")
 
 
@@ -105,19 +106,18 @@ async def _upsert_once(session: AsyncSession, plan: _Plan) -> CustomerBatchResul
         for index, data in plan.valid:
             current = existing.get((data.source, data.external_id))
             try:
-                status = await _apply(repository, data, current, holders, parents)
+                outcome, customer = await _apply(repository, data, current, holders, parents)
             except ServiceError as exc:
                 plan.fail(index, exc.detail, exc.extensions.get("errors"))
                 continue
-            customer = current or status[1]
-            touched.append((index, customer, status[0]))
+            touched.append((index, customer, outcome))
         await session.flush()
     for index, customer, status in touched:
         plan.results[index] = BatchItemResult(
             index=index, status=status, id=customer.id, version=customer.version
         )
     ordered = [plan.results[index] for index in sorted(plan.results)]
-    counts = {status: 0 for status in BatchItemStatus}
+    counts = dict.fromkeys(BatchItemStatus, 0)
     for result in ordered:
         counts[result.status] += 1
     return CustomerBatchResult(

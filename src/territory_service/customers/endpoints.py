@@ -73,7 +73,9 @@ def customer_filter(
     response_model=Customer,
     responses=problem_responses(409),
 )
-async def create_customer(body: CustomerCreate, session: SessionDep, response: Response) -> Customer:
+async def create_customer(
+    body: CustomerCreate, session: SessionDep, response: Response
+) -> Customer:
     """Add a customer to the pool. 409 names the customer that already has the same
     (`source`, `external_id`) or `registration_id`."""
     customer = await service.create_customer(session, data=body)

@@ -37,10 +37,12 @@ class CustomerRepository(Repository[Customer]):
     model = Customer
     resource_name = "customer"
 
-    def select(self) -> Select[tuple[Customer]]:
+    def select(self) -> Select[Any]:
         return select(Customer).options(joinedload(Customer.ownership))
 
-    async def list(self, filters: CustomerFilter, *, limit: int, cursor: str | None) -> Page[Customer]:
+    async def page(
+        self, filters: CustomerFilter, *, limit: int, cursor: str | None
+    ) -> Page[Customer]:
         statement = self.select()
         for name in ("source", "external_id", "province", "city", "industry", "tier", "parent_id"):
             value = getattr(filters, name)
@@ -100,7 +102,7 @@ class CustomerRepository(Repository[Customer]):
         statement = select(Customer.registration_id, Customer.id).where(
             Customer.registration_id.in_(registration_ids)
         )
-        return {reg: id for reg, id in await self.session.execute(statement)}
+        return {str(reg): id for reg, id in await self.session.execute(statement)}
 
     async def existing_ids(self, ids: set[uuid.UUID]) -> set[uuid.UUID]:
         if not ids:

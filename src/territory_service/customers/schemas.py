@@ -43,7 +43,9 @@ def _tag_set(tags: list[str]) -> list[str]:
 
 Tags = Annotated[
     list[Tag],
-    Field(max_length=MAX_TAGS, description="A set of labels; duplicates are dropped, order sorted."),
+    Field(
+        max_length=MAX_TAGS, description="A set of labels; duplicates are dropped, order sorted."
+    ),
     AfterValidator(_tag_set),
 ]
 AttributeKey = Annotated[
@@ -195,4 +197,3 @@ class CustomerBatchResult(OutputModel):
     unchanged: int
     failed: int
     items: list[BatchItemResult]
-

@@ -15,7 +15,9 @@ from territory_service.preconditions import ExpectedVersion, check_expected
 from territory_service.transaction import transaction
 
 
-def unique_keys(values: dict[str, Any], current: Customer | None = None) -> dict[str, dict[str, Any]]:
+def unique_keys(
+    values: dict[str, Any], current: Customer | None = None
+) -> dict[str, dict[str, Any]]:
     """The customer's unique keys, from new values falling back to the stored ones."""
 
     def value(name: str) -> Any:
@@ -69,7 +71,7 @@ async def list_customers(
     session: AsyncSession, *, filters: CustomerFilter, limit: int, cursor: str | None
 ) -> Page[Customer]:
     async with transaction(session, resource="customer"):
-        return await CustomerRepository(session).list(filters, limit=limit, cursor=cursor)
+        return await CustomerRepository(session).page(filters, limit=limit, cursor=cursor)
 
 
 async def update_customer(

@@ -51,6 +51,4 @@ async def check_readiness(request: Request) -> Readiness | JSONResponse:
             migration=current,
             expected_migration=expected,
         )
-    return Readiness(
-        status="ready", database="ok", migration=current, expected_migration=expected
-    )
+    return Readiness(status="ready", database="ok", migration=current, expected_migration=expected)

@@ -38,7 +38,9 @@ async def list_owners(
 ) -> OwnerPage:
     """List owners in creation order."""
     page = await service.list_owners(session, active=active, limit=limit, cursor=cursor)
-    return OwnerPage(items=[Owner.model_validate(o) for o in page.items], next_cursor=page.next_cursor)
+    return OwnerPage(
+        items=[Owner.model_validate(o) for o in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get("/{owner_id}", response_model=Owner, responses=problem_responses(404))
@@ -68,6 +70,8 @@ async def update_owner(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, 404, 409, 412),
 )
-async def delete_owner(owner_id: uuid.UUID, session: SessionDep, expected: ExpectedVersionDep) -> None:
+async def delete_owner(
+    owner_id: uuid.UUID, session: SessionDep, expected: ExpectedVersionDep
+) -> None:
     """Delete an owner who owns no customers (409 otherwise: deactivate or hand over instead)."""
     await service.delete_owner(session, owner_id=owner_id, expected=expected)

@@ -4,8 +4,8 @@ import uuid
 
 from sqlalchemy import func, select
 
-from territory_service.ownership.models import Ownership
 from territory_service.owners.models import Owner
+from territory_service.ownership.models import Ownership
 from territory_service.pagination import Page, paginate
 from territory_service.repository import Repository
 
@@ -14,9 +14,7 @@ class OwnerRepository(Repository[Owner]):
     model = Owner
     resource_name = "owner"
 
-    async def list(
-        self, *, active: bool | None, limit: int, cursor: str | None
-    ) -> Page[Owner]:
+    async def page(self, *, active: bool | None, limit: int, cursor: str | None) -> Page[Owner]:
         statement = self.select()
         if active is not None:
             statement = statement.where(Owner.active == active)

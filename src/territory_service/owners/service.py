@@ -40,7 +40,7 @@ async def list_owners(
     session: AsyncSession, *, active: bool | None, limit: int, cursor: str | None
 ) -> Page[Owner]:
     async with transaction(session, resource="owner"):
-        return await OwnerRepository(session).list(active=active, limit=limit, cursor=cursor)
+        return await OwnerRepository(session).page(active=active, limit=limit, cursor=cursor)
 
 
 async def update_owner(

@@ -1,8 +1,7 @@
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.logs import request_id_var
 from territory_service.ownership.models import Ownership, OwnershipEvent, OwnershipSource

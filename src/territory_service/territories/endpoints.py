@@ -99,9 +99,7 @@ async def delete_territory(
     await service.delete_territory(session, territory_id=territory_id, expected=expected)
 
 
-@router.get(
-    "/{territory_id}/members", response_model=MemberPage, responses=problem_responses(404)
-)
+@router.get("/{territory_id}/members", response_model=MemberPage, responses=problem_responses(404))
 async def list_members(
     territory_id: uuid.UUID,
     session: SessionDep,

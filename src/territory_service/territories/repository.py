@@ -21,7 +21,7 @@ class TerritoryRepository(Repository[Territory]):
     model = Territory
     resource_name = "territory"
 
-    async def list(
+    async def page(
         self, *, parent_id: uuid.UUID | None, roots_only: bool, limit: int, cursor: str | None
     ) -> Page[Territory]:
         statement = self.select()
@@ -29,9 +29,7 @@ class TerritoryRepository(Repository[Territory]):
             statement = statement.where(Territory.parent_id == parent_id)
         if roots_only:
             statement = statement.where(Territory.parent_id.is_(None))
-        return await paginate(
-            self.session, statement, key=Territory.id, limit=limit, cursor=cursor
-        )
+        return await paginate(self.session, statement, key=Territory.id, limit=limit, cursor=cursor)
 
     async def ancestor_ids(self, territory_id: uuid.UUID) -> set[uuid.UUID]:
         """The territory itself and every territory above it."""
@@ -76,9 +74,12 @@ class MemberRepository(Repository[TerritoryMember]):
         )
         if for_update:
             statement = statement.with_for_update()
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        member: TerritoryMember | None = (
+            await self.session.execute(statement)
+        ).scalar_one_or_none()
+        return member
 
-    async def list(
+    async def page(
         self, *, territory_id: uuid.UUID, limit: int, cursor: str | None
     ) -> Page[TerritoryMember]:
         statement = self.select().where(TerritoryMember.territory_id == territory_id)

@@ -61,7 +61,7 @@ async def list_territories(
     cursor: str | None,
 ) -> Page[Territory]:
     async with transaction(session, resource="territory"):
-        return await TerritoryRepository(session).list(
+        return await TerritoryRepository(session).page(
             parent_id=parent_id, roots_only=roots_only, limit=limit, cursor=cursor
         )
 
@@ -158,7 +158,7 @@ async def list_members(
 ) -> Page[TerritoryMember]:
     async with transaction(session, resource="member"):
         await TerritoryRepository(session).get_or_raise(territory_id)
-        return await MemberRepository(session).list(
+        return await MemberRepository(session).page(
             territory_id=territory_id, limit=limit, cursor=cursor
         )
 
