@@ -1,0 +1,45 @@
+# The only way to run, test and build Territory Service. Each target makes .venv when needed.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PORT ?= 8000
+
+.PHONY: run test lint types openapi check-openapi migrate clean
+
+$(INSTALLED): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	touch $@
+
+## run: migrate the local SQLite file, load the demo data if it is empty, serve on 127.0.0.1:$(PORT)
+run: $(INSTALLED)
+	$(BIN)/territory-service migrate
+	$(BIN)/territory-service demo
+	@echo "Territory Service on http://127.0.0.1:$(PORT) (docs: http://127.0.0.1:$(PORT)/docs)"
+	PORT=$(PORT) $(BIN)/territory-service serve
+
+## test: lint, types, the OpenAPI document, then the whole suite on SQLite and PostgreSQL
+test: lint types check-openapi
+	$(BIN)/pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(INSTALLED)
+	$(BIN)/mypy
+
+## openapi: regenerate openapi/openapi.json from the app
+openapi: $(INSTALLED)
+	$(BIN)/territory-service openapi
+
+check-openapi: $(INSTALLED)
+	$(BIN)/territory-service openapi --check
+
+migrate: $(INSTALLED)
+	$(BIN)/territory-service migrate
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
