@@ -10,8 +10,10 @@ from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-_STANDARD_ATTRIBUTES = frozenset(
-    logging.LogRecord("", 0, "", 0, None, None, None).__dict__.keys() | {"message", "asctime"}
+# Attributes every record has, plus uvicorn's ANSI-coloured copy of its message.
+_NOT_EXTRA = frozenset(
+    logging.LogRecord("", 0, "", 0, None, None, None).__dict__.keys()
+    | {"message", "asctime", "color_message"}
 )
 
 
@@ -31,7 +33,7 @@ class JSONFormatter(logging.Formatter):
         if request_id is not None:
             entry["request_id"] = request_id
         for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
+            if key not in _NOT_EXTRA and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -49,3 +51,4 @@ def configure_logging(level: str) -> None:
         logging.getLogger(name).propagate = True
     # The request middleware writes one access line per request with the request id.
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
