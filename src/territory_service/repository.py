@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.db import Base
@@ -55,6 +55,13 @@ class Repository(Generic[ModelT]):
         await self.session.flush()
         return instance
 
+    async def update(self, instance: ModelT, changes: dict[str, Any]) -> ModelT:
+        """Apply changes; the flush is a compare-and-set on the row's version."""
+        for name, value in changes.items():
+            setattr(instance, name, value)
+        await self.session.flush()
+        return instance
+
     async def delete(self, instance: ModelT) -> None:
         await self.session.delete(instance)
         await self.session.flush()
@@ -78,3 +85,35 @@ class Repository(Generic[ModelT]):
                     existing_id=existing.id,
                     field=field,
                 )
+
+
+class TreeRepository(Repository[ModelT]):
+    """A table whose rows form a forest through `parent_id` (territories, group companies)."""
+
+    async def ancestor_ids(self, start_id: uuid.UUID) -> set[uuid.UUID]:
+        """The row itself and every row above it; empty when the row does not exist."""
+        model = self.model
+        chain = (
+            select(model.id, model.parent_id)
+            .where(model.id == start_id)
+            .cte(f"{model.__tablename__}_ancestors", recursive=True)
+        )
+        chain = chain.union_all(
+            select(model.id, model.parent_id).where(model.id == chain.c.parent_id)
+        )
+        return set((await self.session.execute(select(chain.c.id))).scalars())
+
+    async def has_children(self, parent_id: uuid.UUID) -> bool:
+        statement = select(exists().where(self.model.parent_id == parent_id))
+        return bool((await self.session.execute(statement)).scalar_one())
+
+    async def lock_tree(self) -> None:
+        """Serialise moves within the forest, so that two concurrent moves cannot build a cycle.
+
+        SQLite needs nothing: its write transactions are already serial (BEGIN IMMEDIATE).
+        """
+        if self.dialect == "postgresql":
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                {"name": f"{self.model.__tablename__}-tree"},
+            )

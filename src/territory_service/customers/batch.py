@@ -101,7 +101,7 @@ async def _upsert_once(session: AsyncSession, plan: _Plan) -> CustomerBatchResul
             {data.parent_id for _, data in plan.valid if data.parent_id}
         )
         if any(data.parent_id for _, data in plan.valid):
-            await repository.lock_groups()
+            await repository.lock_tree()
         touched: list[tuple[int, Customer, BatchItemStatus]] = []
         for index, data in plan.valid:
             current = existing.get((data.source, data.external_id))

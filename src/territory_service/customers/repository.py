@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload
 from territory_service.customers.models import Customer
 from territory_service.ownership.models import Ownership
 from territory_service.pagination import Page, paginate
-from territory_service.repository import Repository
+from territory_service.repository import TreeRepository
 from territory_service.territories.repository import subtree
 
 
@@ -33,7 +33,7 @@ class CustomerFilter:
     updated_since: datetime | None = None
 
 
-class CustomerRepository(Repository[Customer]):
+class CustomerRepository(TreeRepository[Customer]):
     model = Customer
     resource_name = "customer"
 
@@ -109,26 +109,3 @@ class CustomerRepository(Repository[Customer]):
             return set()
         rows = await self.session.execute(select(Customer.id).where(Customer.id.in_(ids)))
         return set(rows.scalars())
-
-    async def group_ancestor_ids(self, customer_id: uuid.UUID) -> set[uuid.UUID]:
-        """The customer and every group company above it."""
-        chain = (
-            select(Customer.id, Customer.parent_id)
-            .where(Customer.id == customer_id)
-            .cte("group_ancestors", recursive=True)
-        )
-        chain = chain.union_all(
-            select(Customer.id, Customer.parent_id).where(Customer.id == chain.c.parent_id)
-        )
-        return set((await self.session.execute(select(chain.c.id))).scalars())
-
-    async def has_subsidiaries(self, customer_id: uuid.UUID) -> bool:
-        statement = select(exists().where(Customer.parent_id == customer_id))
-        return bool((await self.session.execute(statement)).scalar_one())
-
-    async def lock_groups(self) -> None:
-        """Serialise changes of `parent_id` so two concurrent ones cannot build a cycle."""
-        if self.dialect == "postgresql":
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext('customer-groups'))")
-            )

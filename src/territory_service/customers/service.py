@@ -37,7 +37,7 @@ async def check_parent(
         if not await repository.existing_ids({parent_id}):
             raise InvalidReference("parent_id", "customer", parent_id)
         return
-    ancestors = await repository.group_ancestor_ids(parent_id)
+    ancestors = await repository.ancestor_ids(parent_id)
     if not ancestors:
         raise InvalidReference("parent_id", "customer", parent_id)
     if customer_id in ancestors:
@@ -89,16 +89,13 @@ async def update_customer(
 
     async with transaction(session, resource="customer", explain_integrity_error=explain):
         if changes.get("parent_id") is not None:
-            await repository.lock_groups()
+            await repository.lock_tree()
         customer = await repository.get_or_raise(customer_id, for_update=True)
         check_expected(expected, "customer", customer.version)
         if changes.get("parent_id") not in (None, customer.parent_id):
             await check_parent(repository, customer_id, changes["parent_id"])
         await repository.ensure_unique(unique_keys(changes, customer), exclude_id=customer_id)
-        for name, value in changes.items():
-            setattr(customer, name, value)
-        await session.flush()
-        return customer
+        return await repository.update(customer, changes)
 
 
 async def delete_customer(
@@ -108,7 +105,7 @@ async def delete_customer(
     async with transaction(session, resource="customer"):
         customer = await repository.get_or_raise(customer_id, for_update=True)
         check_expected(expected, "customer", customer.version)
-        if await repository.has_subsidiaries(customer_id):
+        if await repository.has_children(customer_id):
             raise StillReferenced(
                 f"customer {customer_id} is the group company of other customers; "
                 "move or delete its subsidiaries first"

@@ -60,9 +60,7 @@ async def update_owner(
         owner = await repository.get_or_raise(owner_id, for_update=True)
         check_expected(expected, "owner", owner.version)
         await repository.ensure_unique(_unique_keys(changes), exclude_id=owner_id)
-        for name, value in changes.items():
-            setattr(owner, name, value)
-        await session.flush()
+        await repository.update(owner, changes)
     return owner
 
 

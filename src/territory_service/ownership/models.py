@@ -2,10 +2,10 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from territory_service.db import Base, UTCDateTime, utcnow
+from territory_service.db import Base, UTCDateTime, string_enum, utcnow
 
 
 class OwnershipSource(enum.StrEnum):
@@ -19,14 +19,7 @@ class OwnershipSource(enum.StrEnum):
     MERGE = "merge"
 
 
-_source_type = Enum(
-    OwnershipSource,
-    name="ownership_source",
-    native_enum=False,
-    create_constraint=True,
-    length=16,
-    values_callable=lambda enum_class: [member.value for member in enum_class],
-)
+_source_type = string_enum(OwnershipSource, "ownership_source")
 
 
 class Ownership(Base):

@@ -1,10 +1,10 @@
 import enum
 import uuid
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from territory_service.db import Base, Versioned
+from territory_service.db import Base, Versioned, string_enum
 from territory_service.ids import new_id
 
 
@@ -21,10 +21,6 @@ class MemberRole(enum.StrEnum):
     MANAGER = "manager"
 
 
-def _values(enum_class: type[enum.StrEnum]) -> list[str]:
-    return [member.value for member in enum_class]
-
-
 class Territory(Versioned, Base):
     """A node of the territory hierarchy (全国 > 华东 > 上海)."""
 
@@ -38,14 +34,7 @@ class Territory(Versioned, Base):
         ForeignKey("territories.id", ondelete="RESTRICT"), index=True
     )
     strategy: Mapped[DistributionStrategy] = mapped_column(
-        Enum(
-            DistributionStrategy,
-            name="distribution_strategy",
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=_values,
-        ),
+        string_enum(DistributionStrategy, "distribution_strategy"),
         default=DistributionStrategy.ROUND_ROBIN,
     )
 
@@ -66,15 +55,7 @@ class TerritoryMember(Versioned, Base):
         ForeignKey("owners.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     role: Mapped[MemberRole] = mapped_column(
-        Enum(
-            MemberRole,
-            name="member_role",
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=_values,
-        ),
-        default=MemberRole.MEMBER,
+        string_enum(MemberRole, "member_role"), default=MemberRole.MEMBER
     )
     weight: Mapped[int] = mapped_column(default=1)
     capacity: Mapped[int | None] = mapped_column()

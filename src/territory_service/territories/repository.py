@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import exists, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.sql.selectable import CTE
 
 from territory_service.ownership.models import Ownership
 from territory_service.pagination import Page, paginate
-from territory_service.repository import Repository
+from territory_service.repository import Repository, TreeRepository
 from territory_service.territories.models import Territory, TerritoryMember
 
 
@@ -17,7 +17,7 @@ def subtree(root_id: uuid.UUID) -> CTE:
     return tree.union_all(select(Territory.id).where(Territory.parent_id == tree.c.id))
 
 
-class TerritoryRepository(Repository[Territory]):
+class TerritoryRepository(TreeRepository[Territory]):
     model = Territory
     resource_name = "territory"
 
@@ -30,32 +30,6 @@ class TerritoryRepository(Repository[Territory]):
         if roots_only:
             statement = statement.where(Territory.parent_id.is_(None))
         return await paginate(self.session, statement, key=Territory.id, limit=limit, cursor=cursor)
-
-    async def ancestor_ids(self, territory_id: uuid.UUID) -> set[uuid.UUID]:
-        """The territory itself and every territory above it."""
-        chain = (
-            select(Territory.id, Territory.parent_id)
-            .where(Territory.id == territory_id)
-            .cte("ancestors", recursive=True)
-        )
-        chain = chain.union_all(
-            select(Territory.id, Territory.parent_id).where(Territory.id == chain.c.parent_id)
-        )
-        return set((await self.session.execute(select(chain.c.id))).scalars())
-
-    async def lock_hierarchy(self) -> None:
-        """Serialise moves in the hierarchy, so two concurrent moves cannot build a cycle.
-
-        SQLite needs nothing: its write transactions are already serial (BEGIN IMMEDIATE).
-        """
-        if self.dialect == "postgresql":
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext('territory-hierarchy'))")
-            )
-
-    async def has_children(self, territory_id: uuid.UUID) -> bool:
-        statement = select(exists().where(Territory.parent_id == territory_id))
-        return bool((await self.session.execute(statement)).scalar_one())
 
     async def count_customers(self, territory_id: uuid.UUID) -> int:
         statement = select(func.count()).where(Ownership.territory_id == territory_id)

@@ -81,16 +81,14 @@ async def update_territory(
 
     async with transaction(session, resource="territory", explain_integrity_error=explain):
         if "parent_id" in changes:
-            await repository.lock_hierarchy()
+            await repository.lock_tree()
         territory = await repository.get_or_raise(territory_id, for_update=True)
         check_expected(expected, "territory", territory.version)
         new_parent = changes.get("parent_id")
         if new_parent is not None and new_parent != territory.parent_id:
             await _check_parent(repository, territory_id, new_parent)
         await repository.ensure_unique(_unique_keys(changes), exclude_id=territory_id)
-        for name, value in changes.items():
-            setattr(territory, name, value)
-        await session.flush()
+        await repository.update(territory, changes)
     return territory
 
 
@@ -99,7 +97,7 @@ async def delete_territory(
 ) -> None:
     repository = TerritoryRepository(session)
     async with transaction(session, resource="territory"):
-        await repository.lock_hierarchy()
+        await repository.lock_tree()
         territory = await repository.get_or_raise(territory_id, for_update=True)
         check_expected(expected, "territory", territory.version)
         if await repository.has_children(territory_id):
@@ -137,9 +135,7 @@ async def put_member(
             )
         else:
             check_expected(expected, "member", member.version)
-            for name, value in data.model_dump().items():
-                setattr(member, name, value)
-            await session.flush()
+            await members.update(member, data.model_dump())
     return member, created
 
 
