@@ -12,7 +12,7 @@ import asyncio
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,10 +21,13 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from territory_service.api_keys.schemas import ApiKeyCreate
+from territory_service.api_keys.service import issue_key
 from territory_service.config import Settings
 from territory_service.db import Base, create_engine
 from territory_service.main import create_app
 from territory_service.migrate import upgrade_to_head
+from territory_service.security.scopes import Scope
 from tests import postgres_server
 from tests.openapi_conformance import DeclaredResponses
 
@@ -127,11 +130,30 @@ def declared_responses() -> DeclaredResponses:
     return DeclaredResponses(create_app(Settings(database_url="sqlite+aiosqlite://")))
 
 
+KeyMaker = Callable[..., Awaitable[str]]
+
+
 @pytest.fixture
-async def client(
+def make_key(app: FastAPI) -> KeyMaker:
+    """Issue an API key straight through the service; returns its secret."""
+
+    async def make(*scopes: Scope, territory_ids: list[uuid.UUID] | None = None) -> str:
+        async with app.state.session_factory() as session:
+            _, secret = await issue_key(
+                session,
+                data=ApiKeyCreate(name="test", scopes=list(scopes), territory_ids=territory_ids),
+                created_by=None,
+            )
+        return secret
+
+    return make
+
+
+@pytest.fixture
+async def anonymous_client(
     app: FastAPI, declared_responses: DeclaredResponses
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for the app; every answer must be one its operation declares."""
+    """An HTTP client for the app without credentials; every answer must be declared."""
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(
         transport=transport,
@@ -139,3 +161,12 @@ async def client(
         event_hooks={"response": [declared_responses.check]},
     ) as client:
         yield client
+
+
+@pytest.fixture
+async def client(
+    anonymous_client: httpx.AsyncClient, make_key: KeyMaker
+) -> httpx.AsyncClient:
+    """The HTTP client with an admin key."""
+    anonymous_client.headers["Authorization"] = f"Bearer {await make_key(Scope.ADMIN)}"
+    return anonymous_client

@@ -1,15 +1,24 @@
-"""`territory-service serve | migrate | demo | openapi`."""
+"""`territory-service serve | migrate | demo | create-key | openapi`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import sys
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.config import Settings, get_settings
 from territory_service.logs import configure_logging
+from territory_service.security.scopes import Scope
+
+T = TypeVar("T")
 
 logger = logging.getLogger("territory_service")
 
@@ -36,19 +45,50 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(settings: Settings, _args: argparse.Namespace) -> int:
+async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     from territory_service.db import create_engine, create_session_factory
+
+    engine = create_engine(settings)
+    try:
+        async with create_session_factory(engine)() as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def _demo(settings: Settings, _args: argparse.Namespace) -> int:
+    from territory_service.demo.admin_key import ensure_demo_admin_key
     from territory_service.demo.loader import load_demo_data
 
-    async def load() -> None:
-        engine = create_engine(settings)
-        try:
-            async with create_session_factory(engine)() as session:
-                await load_demo_data(session)
-        finally:
-            await engine.dispose()
+    async def load(session: AsyncSession) -> tuple[str, bool]:
+        await load_demo_data(session)
+        return await ensure_demo_admin_key(session, settings.demo_key_file)
 
-    asyncio.run(load())
+    secret, new = asyncio.run(_with_session(settings, load))
+    url = f"http://{settings.host}:{settings.port}"
+    print(  # noqa: T201 (the command's output)
+        f"Demo admin key ({'new' if new else 'kept'}) in {settings.demo_key_file}:\n  {secret}\n"
+        f"Try:\n  curl -s -H 'Authorization: Bearer {secret}' '{url}/v1/customers?limit=2'"
+    )
+    return 0
+
+
+def _create_key(settings: Settings, args: argparse.Namespace) -> int:
+    from territory_service.api_keys import service as api_keys
+    from territory_service.api_keys.schemas import ApiKeyCreate
+
+    data = ApiKeyCreate(
+        name=args.name,
+        scopes=args.scope,
+        territory_ids=args.territory or None,
+        expires_at=args.expires_at,
+    )
+
+    async def issue(session: AsyncSession) -> str:
+        _, secret = await api_keys.issue_key(session, data=data, created_by=None)
+        return secret
+
+    print(asyncio.run(_with_session(settings, issue)))  # noqa: T201 (the command's output)
     return 0
 
 
@@ -83,6 +123,16 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("demo", help="load the demo data into an empty database").set_defaults(
         run=_demo
     )
+    create_key = commands.add_parser("create-key", help="issue an API key and print it")
+    create_key.add_argument("--name", required=True)
+    create_key.add_argument(
+        "--scope", action="append", required=True, type=Scope, help="repeat for several"
+    )
+    create_key.add_argument(
+        "--territory", action="append", type=uuid.UUID, help="confine the key (repeatable)"
+    )
+    create_key.add_argument("--expires-at", type=dt.datetime.fromisoformat, default=None)
+    create_key.set_defaults(run=_create_key)
     openapi = commands.add_parser("openapi", help="write (or --check) the OpenAPI document")
     openapi.add_argument("--check", action="store_true", help="fail if the file is stale")
     openapi.add_argument("--path", type=Path, default=DOCUMENT_PATH)

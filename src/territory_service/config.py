@@ -24,6 +24,13 @@ class Settings(BaseSettings):
         default=30_000, ge=0, description="PostgreSQL statement_timeout for request sessions."
     )
     sqlite_busy_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Larger request bodies answer 413."
+    )
+    demo_key_file: Path = Field(
+        default=Path("demo-admin-key.txt"),
+        description="Where `territory-service demo` keeps the demo admin key.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: LogLevel = "INFO"

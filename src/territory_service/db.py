@@ -7,7 +7,19 @@ import enum
 import json
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, MetaData, event
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    DateTime,
+    Enum,
+    MetaData,
+    event,
+    exists,
+    func,
+    select,
+    text,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -79,6 +91,15 @@ def string_enum(enum_class: type[enum.StrEnum], name: str) -> Enum:
 
 # JSONB on PostgreSQL (indexable, containment operators), JSON text elsewhere.
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+def json_array_contains(column: Any, value: str, dialect: str) -> ColumnElement[bool]:
+    """`value` is an element of the JSON array in `column` (JSONB `@>` and its GIN index on
+    PostgreSQL, `json_each` on SQLite)."""
+    if dialect == "postgresql":
+        return type_coerce(column, JSONB).contains([value])
+    elements = func.json_each(column).table_valued("value")
+    return exists(select(text("1")).select_from(elements).where(elements.c.value == value))
 
 
 def utcnow() -> dt.datetime:

@@ -18,6 +18,7 @@ class ServiceError(Exception):
     status: ClassVar[int] = 400
     slug: ClassVar[str] = "bad-request"
     title: ClassVar[str] = "Bad request"
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(detail)
@@ -50,8 +51,10 @@ class AlreadyExists(Conflict):
     slug = "already-exists"
     title = "A resource with the same unique key exists"
 
-    def __init__(self, detail: str, *, existing_id: uuid.UUID, field: str) -> None:
-        super().__init__(detail, existing_id=str(existing_id), field=field)
+    def __init__(self, detail: str, *, existing_id: uuid.UUID | None, field: str) -> None:
+        super().__init__(
+            detail, existing_id=None if existing_id is None else str(existing_id), field=field
+        )
 
 
 class StillReferenced(Conflict):
@@ -114,3 +117,25 @@ class InvalidPrecondition(ServiceError):
     status = 400
     slug = "invalid-precondition"
     title = "If-Match header is not valid"
+
+
+class Unauthenticated(ServiceError):
+    status = 401
+    slug = "unauthenticated"
+    title = "Missing or invalid credentials"
+    headers = {"WWW-Authenticate": 'Bearer realm="territory-service"'}
+
+
+class Forbidden(ServiceError):
+    """The key is valid but may not do this (missing scope, acting-user rules)."""
+
+    status = 403
+    slug = "forbidden"
+    title = "Not allowed with these credentials"
+
+
+class OutOfScope(Forbidden):
+    """The change would leave something the key may not see (outside its territories)."""
+
+    slug = "out-of-scope"
+    title = "Outside the key's territory scope"

@@ -10,8 +10,12 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from territory_service import __version__
+from territory_service.api.body_limit import BodyLimitMiddleware
 from territory_service.api.middleware import RequestContextMiddleware
 from territory_service.api.problems import install_problem_handlers
+from territory_service.api_keys.endpoints import router as api_keys_router
+from territory_service.audit.endpoints import router as audit_router
+from territory_service.audit.middleware import AuditMiddleware
 from territory_service.config import Settings, get_settings
 from territory_service.customers.endpoints import router as customers_router
 from territory_service.db import create_engine, create_session_factory
@@ -23,10 +27,23 @@ from territory_service.territories.endpoints import router as territories_router
 DESCRIPTION = """
 The single source of truth for **who owns each CRM customer**.
 
+Every operation but the probes needs an API key (`Authorization: Bearer tsk_…`) with the
+scopes it lists; a key confined to territories sees only what lies in them (other ids answer 404).
+
 Errors are RFC 9457 `application/problem+json` documents with a stable `type` per error kind.
 Lists use cursor pagination (`limit`, `cursor`, `next_cursor`). Every resource has a `version`,
 sent as the `ETag`; writes accept `If-Match` and answer 412 when the resource changed since.
 """
+
+
+ROUTERS = (
+    customers_router,
+    owners_router,
+    territories_router,
+    api_keys_router,
+    audit_router,
+    operations_router,
+)
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -58,8 +75,11 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    for router in (customers_router, owners_router, territories_router, operations_router):
+    for router in ROUTERS:
         app.include_router(router)
+    # Outermost last: request context, then audit, then the body limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestContextMiddleware)
     install_openapi(app)
     return app

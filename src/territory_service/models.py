@@ -1,5 +1,7 @@
 """Every ORM model, imported in one place so that Alembic and the mappers see the whole schema."""
 
+from territory_service.api_keys.models import ApiKey
+from territory_service.audit.models import AuditEntry
 from territory_service.customers.models import Customer
 from territory_service.db import Base
 from territory_service.owners.models import Owner
@@ -7,6 +9,8 @@ from territory_service.ownership.models import Ownership, OwnershipEvent
 from territory_service.territories.models import Territory, TerritoryMember
 
 __all__ = [
+    "ApiKey",
+    "AuditEntry",
     "Base",
     "Customer",
     "Owner",

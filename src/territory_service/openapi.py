@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from territory_service.api.problems import Problem
+from territory_service.api.problems import Problem, problem_responses
 
 DOCUMENT_PATH = Path("openapi") / "openapi.json"
 
@@ -23,6 +23,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
         tags=app.openapi_tags,
     )
+    _declare_refusals(document)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem.pop("$defs", {}))
@@ -42,3 +43,19 @@ def install_openapi(app: FastAPI) -> None:
 
 def render(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def _declare_refusals(document: dict[str, Any]) -> None:
+    """Answers every protected operation can give, declared once here rather than per route:
+    401 and 403 when it needs a key, 413 when it takes a body."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            statuses = []
+            if operation.get("security"):
+                statuses += [401, 403]
+            if "requestBody" in operation:
+                statuses.append(413)
+            responses = operation["responses"]
+            for status, declaration in problem_responses(*statuses).items():
+                responses.setdefault(str(status), declaration)
+            operation["responses"] = dict(sorted(responses.items()))

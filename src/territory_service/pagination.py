@@ -28,16 +28,24 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-def encode_cursor(key: uuid.UUID) -> str:
-    raw = json.dumps({"after": key.hex}).encode()
+ListKey = uuid.UUID | int
+
+
+def encode_cursor(key: ListKey) -> str:
+    value: str | int = key.hex if isinstance(key, uuid.UUID) else key
+    raw = json.dumps({"after": value}).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> uuid.UUID:
+def decode_cursor(cursor: str) -> ListKey:
+    """The last key of the previous page: a UUID, or a sequence number (never a bool)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return uuid.UUID(hex=json.loads(raw)["after"])
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        value = json.loads(raw)["after"]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        return uuid.UUID(hex=value)
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidCursor() from exc
 
 
@@ -45,13 +53,16 @@ async def paginate(
     session: AsyncSession,
     statement: Select[Any],
     *,
-    key: InstrumentedAttribute[uuid.UUID],
+    key: InstrumentedAttribute[uuid.UUID] | InstrumentedAttribute[int],
     limit: int,
     cursor: str | None,
 ) -> Page[Any]:
     """Run `statement` (rows of one entity) ordered by `key`, one page after `cursor`."""
     if cursor is not None:
-        statement = statement.where(key > decode_cursor(cursor))
+        after = decode_cursor(cursor)
+        if not isinstance(after, key.type.python_type):
+            raise InvalidCursor()
+        statement = statement.where(key > after)
     rows: Sequence[Any] = (
         (await session.execute(statement.order_by(key).limit(limit + 1))).unique().scalars().all()
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, exists, select, text
+from sqlalchemy import ColumnElement, Select, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.db import Base
@@ -15,18 +15,38 @@ ModelT = TypeVar("ModelT", bound=Base)
 
 
 class Repository(Generic[ModelT]):
+    """Queries of one table. Given `roots`, every query through `select()` sees only the rows
+    that lie in those territories' subtrees: that is how a confined API key is confined."""
+
     model: ClassVar[type[Any]]
     resource_name: ClassVar[str]
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, roots: frozenset[uuid.UUID] | None = None) -> None:
         self.session = session
+        self.roots = roots
 
     @property
     def dialect(self) -> str:
         return self.session.get_bind().dialect.name
 
-    def select(self) -> Select[Any]:
+    def visibility(self, roots: frozenset[uuid.UUID]) -> ColumnElement[bool]:  # noqa: ARG002
+        """The condition for a row to lie within the subtrees of `roots`.
+
+        Fails closed: a repository that does not say how to confine its rows cannot be used by a
+        confined key at all."""
+        raise TypeError(f"{self.resource_name} cannot be confined to territories")
+
+    def unscoped_select(self) -> Select[Any]:
         return select(self.model)
+
+    def scoped(self, statement: Select[Any]) -> Select[Any]:
+        """`statement` restricted to the rows this repository's caller may see."""
+        if self.roots is None:
+            return statement
+        return statement.where(self.visibility(self.roots))
+
+    def select(self) -> Select[Any]:
+        return self.scoped(self.unscoped_select())
 
     async def get(self, id: uuid.UUID, *, for_update: bool = False) -> ModelT | None:
         statement = self.select().where(self.model.id == id)
@@ -43,8 +63,9 @@ class Repository(Generic[ModelT]):
             raise NotFound(self.resource_name, id)
         return found
 
-    async def find_by(self, **equal_to: Any) -> ModelT | None:
-        statement = self.select().filter_by(**equal_to).limit(1)
+    async def find_by(self, *, scoped: bool = True, **equal_to: Any) -> ModelT | None:
+        statement = (self.select() if scoped else self.unscoped_select()).filter_by(**equal_to)
+        statement = statement.limit(1)
         result: ModelT | None = (
             (await self.session.execute(statement)).unique().scalar_one_or_none()
         )
@@ -77,14 +98,22 @@ class Repository(Generic[ModelT]):
         for field, values in keys.items():
             if any(value is None for value in values.values()):
                 continue
-            existing: Any = await self.find_by(**values)
-            if existing is not None and existing.id != exclude_id:
-                shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+            existing: Any = await self.find_by(scoped=False, **values)
+            if existing is None or existing.id == exclude_id:
+                continue
+            shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+            if self.roots is not None and await self.get(existing.id) is None:
+                # Uniqueness is global, but a confined key must not learn what lies outside.
                 raise AlreadyExists(
-                    f"{self.resource_name} {existing.id} already has {shown}",
-                    existing_id=existing.id,
+                    f"a {self.resource_name} outside your territories already has {shown}",
+                    existing_id=None,
                     field=field,
                 )
+            raise AlreadyExists(
+                f"{self.resource_name} {existing.id} already has {shown}",
+                existing_id=existing.id,
+                field=field,
+            )
 
 
 class TreeRepository(Repository[ModelT]):

@@ -126,6 +126,7 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
         slug=exc.slug,
         title=exc.title,
         detail=exc.detail,
+        headers=exc.headers or None,
         **exc.extensions,
     )
 

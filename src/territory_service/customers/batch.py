@@ -28,9 +28,11 @@ from territory_service.errors import (
     AlreadyExists,
     ConcurrentUpdate,
     InvalidReference,
+    OutOfScope,
     ServiceError,
 )
 from territory_service.ids import new_id
+from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 
 # A batch re-planned after losing a race on a key cannot lose to the same rival again.
@@ -78,35 +80,59 @@ def _validate(items: list[Any]) -> _Plan:
     return plan
 
 
-async def upsert_customers(session: AsyncSession, *, items: list[Any]) -> CustomerBatchResult:
+async def upsert_customers(
+    session: AsyncSession, *, items: list[Any], principal: Principal
+) -> CustomerBatchResult:
     for attempt in range(ATTEMPTS):
         try:
-            return await _upsert_once(session, _validate(items))
+            return await _upsert_once(session, _validate(items), principal)
         except ConcurrentUpdate:
             if attempt == ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-async def _upsert_once(session: AsyncSession, plan: _Plan) -> CustomerBatchResult:
-    repository = CustomerRepository(session)
+@dataclass(frozen=True)
+class _StoredState:
+    """What the database holds for a batch's keys, read once for all items."""
+
+    existing: dict[tuple[str, str], Customer]
+    holders: dict[str, uuid.UUID]
+    # Of the customers above and the named parents, those the caller may see.
+    visible: set[uuid.UUID]
+    confined: bool
+
+
+async def _read_state(repository: CustomerRepository, plan: _Plan) -> _StoredState:
+    existing = await repository.by_keys(
+        {(data.source, data.external_id) for _, data in plan.valid}, for_update=True
+    )
+    holders = await repository.holders_of_registration_ids(
+        {data.registration_id for _, data in plan.valid if data.registration_id}
+    )
+    candidates = {c.id for c in existing.values()} | set(holders.values())
+    candidates |= {data.parent_id for _, data in plan.valid if data.parent_id}
+    return _StoredState(
+        existing=existing,
+        holders=holders,
+        visible=await repository.existing_ids(candidates),
+        confined=repository.roots is not None,
+    )
+
+
+async def _upsert_once(
+    session: AsyncSession, plan: _Plan, principal: Principal
+) -> CustomerBatchResult:
+    repository = CustomerRepository(session, roots=principal.territory_ids)
     async with transaction(session, resource="customer batch"):
-        existing = await repository.by_keys(
-            {(data.source, data.external_id) for _, data in plan.valid}, for_update=True
-        )
-        holders = await repository.holders_of_registration_ids(
-            {data.registration_id for _, data in plan.valid if data.registration_id}
-        )
-        parents = await repository.existing_ids(
-            {data.parent_id for _, data in plan.valid if data.parent_id}
-        )
+        state = await _read_state(repository, plan)
         if any(data.parent_id for _, data in plan.valid):
             await repository.lock_tree()
         touched: list[tuple[int, Customer, BatchItemStatus]] = []
         for index, data in plan.valid:
-            current = existing.get((data.source, data.external_id))
+            current = state.existing.get((data.source, data.external_id))
             try:
-                outcome, customer = await _apply(repository, data, current, holders, parents)
+                outcome, customer = await _apply(repository, data, current, state)
             except ServiceError as exc:
                 plan.fail(index, exc.detail, exc.extensions.get("errors"))
                 continue
@@ -133,20 +159,32 @@ async def _apply(
     repository: CustomerRepository,
     data: CustomerCreate,
     current: Customer | None,
-    holders: dict[str, uuid.UUID],
-    parents: set[uuid.UUID],
+    state: _StoredState,
 ) -> tuple[BatchItemStatus, Customer]:
     """Check one item against the stored state and stage its change in the session."""
-    holder = holders.get(data.registration_id) if data.registration_id else None
-    if holder is not None and (current is None or holder != current.id):
+    if current is not None and current.id not in state.visible:
         raise AlreadyExists(
-            f"customer {holder} already has registration_id={data.registration_id!r}",
-            existing_id=holder,
+            "a customer outside your territories has this source and external_id",
+            existing_id=None,
+            field="external_id",
+        )
+    holder = state.holders.get(data.registration_id) if data.registration_id else None
+    if holder is not None and (current is None or holder != current.id):
+        shown = holder if holder in state.visible else None
+        raise AlreadyExists(
+            f"customer {shown or 'outside your territories'} already has "
+            f"registration_id={data.registration_id!r}",
+            existing_id=shown,
             field="registration_id",
         )
-    if data.parent_id is not None and data.parent_id not in parents:
+    if data.parent_id is not None and data.parent_id not in state.visible:
         raise InvalidReference("parent_id", "customer", data.parent_id)
     if current is None:
+        if state.confined:
+            raise OutOfScope(
+                "a new customer lies in no territory until it is resolved, so a key confined "
+                "to territories cannot create it"
+            )
         customer = Customer(id=new_id(), **data.model_dump())
         repository.session.add(customer)
         return BatchItemStatus.CREATED, customer

@@ -13,6 +13,7 @@ from territory_service.api.dependencies import (
     set_etag,
 )
 from territory_service.api.problems import problem_responses
+from territory_service.api.security import CustomersRead, CustomersWrite
 from territory_service.customers import batch, service
 from territory_service.customers.repository import CustomerFilter
 from territory_service.customers.schemas import (
@@ -74,11 +75,11 @@ def customer_filter(
     responses=problem_responses(409),
 )
 async def create_customer(
-    body: CustomerCreate, session: SessionDep, response: Response
+    body: CustomerCreate, session: SessionDep, principal: CustomersWrite, response: Response
 ) -> Customer:
     """Add a customer to the pool. 409 names the customer that already has the same
     (`source`, `external_id`) or `registration_id`."""
-    customer = await service.create_customer(session, data=body)
+    customer = await service.create_customer(session, data=body, principal=principal)
     set_etag(response, customer.version)
     response.headers["Location"] = f"/v1/customers/{customer.id}"
     return Customer.model_validate(customer)
@@ -87,30 +88,37 @@ async def create_customer(
 @router.get("", response_model=CustomerPage, responses=problem_responses())
 async def list_customers(
     session: SessionDep,
+    principal: CustomersRead,
     filters: Annotated[CustomerFilter, Depends(customer_filter)],
     limit: LimitQuery = DEFAULT_PAGE_SIZE,
     cursor: CursorQuery = None,
 ) -> CustomerPage:
     """List customers in creation order; filters combine with AND."""
-    page = await service.list_customers(session, filters=filters, limit=limit, cursor=cursor)
+    page = await service.list_customers(
+        session, filters=filters, limit=limit, cursor=cursor, principal=principal
+    )
     return CustomerPage(
         items=[Customer.model_validate(c) for c in page.items], next_cursor=page.next_cursor
     )
 
 
 @router.post("/batch", response_model=CustomerBatchResult, responses=problem_responses(409))
-async def upsert_customers(body: CustomerBatch, session: SessionDep) -> CustomerBatchResult:
+async def upsert_customers(
+    body: CustomerBatch, session: SessionDep, principal: CustomersWrite
+) -> CustomerBatchResult:
     """Create or update up to 1,000 customers matched on (`source`, `external_id`).
 
     Each item gets its own result (`created`, `updated`, `unchanged` or `error` with the reason);
     a bad item does not stop the others."""
-    return await batch.upsert_customers(session, items=body.items)
+    return await batch.upsert_customers(session, items=body.items, principal=principal)
 
 
 @router.get("/{customer_id}", response_model=Customer, responses=problem_responses(404))
-async def get_customer(customer_id: uuid.UUID, session: SessionDep, response: Response) -> Customer:
+async def get_customer(
+    customer_id: uuid.UUID, session: SessionDep, principal: CustomersRead, response: Response
+) -> Customer:
     """Get one customer with its current ownership."""
-    customer = await service.get_customer(session, customer_id=customer_id)
+    customer = await service.get_customer(session, customer_id=customer_id, principal=principal)
     set_etag(response, customer.version)
     return Customer.model_validate(customer)
 
@@ -122,12 +130,13 @@ async def update_customer(
     customer_id: uuid.UUID,
     body: CustomerUpdate,
     session: SessionDep,
+    principal: CustomersWrite,
     expected: ExpectedVersionDep,
     response: Response,
 ) -> Customer:
     """Change a customer's facts. Only the fields sent change; `null` clears an optional one."""
     customer = await service.update_customer(
-        session, customer_id=customer_id, data=body, expected=expected
+        session, customer_id=customer_id, data=body, expected=expected, principal=principal
     )
     set_etag(response, customer.version)
     return Customer.model_validate(customer)
@@ -139,8 +148,13 @@ async def update_customer(
     responses=problem_responses(400, 404, 409, 412),
 )
 async def delete_customer(
-    customer_id: uuid.UUID, session: SessionDep, expected: ExpectedVersionDep
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    principal: CustomersWrite,
+    expected: ExpectedVersionDep,
 ) -> None:
     """Remove a customer from the pool; its ownership history is kept. A group company with
     subsidiaries cannot be deleted (409)."""
-    await service.delete_customer(session, customer_id=customer_id, expected=expected)
+    await service.delete_customer(
+        session, customer_id=customer_id, expected=expected, principal=principal
+    )

@@ -6,15 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, column, exists, func, select, text, type_coerce
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import ColumnElement, Select, exists, select
 from sqlalchemy.orm import joinedload
 
 from territory_service.customers.models import Customer
+from territory_service.db import json_array_contains
 from territory_service.ownership.models import Ownership
 from territory_service.pagination import Page, paginate
 from territory_service.repository import TreeRepository
-from territory_service.territories.repository import subtree
+from territory_service.territories.repository import in_subtrees
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,14 @@ class CustomerRepository(TreeRepository[Customer]):
     model = Customer
     resource_name = "customer"
 
-    def select(self) -> Select[Any]:
+    def unscoped_select(self) -> Select[Any]:
         return select(Customer).options(joinedload(Customer.ownership))
+
+    def visibility(self, roots: frozenset[uuid.UUID]) -> ColumnElement[bool]:
+        """Customers owned in those territories; a customer without ownership is in none."""
+        return exists().where(
+            Ownership.customer_id == Customer.id, in_subtrees(Ownership.territory_id, roots)
+        )
 
     async def page(
         self, filters: CustomerFilter, *, limit: int, cursor: str | None
@@ -51,19 +57,15 @@ class CustomerRepository(TreeRepository[Customer]):
         if filters.updated_since is not None:
             statement = statement.where(Customer.updated_at >= filters.updated_since)
         if filters.tag is not None:
-            statement = statement.where(self._has_tag(filters.tag))
+            statement = statement.where(
+                json_array_contains(Customer.tags, filters.tag, self.dialect)
+            )
         owned = self._ownership_condition(filters)
         if owned is not None:
             statement = statement.where(
                 exists().where(Ownership.customer_id == Customer.id, *owned)
             )
         return await paginate(self.session, statement, key=Customer.id, limit=limit, cursor=cursor)
-
-    def _has_tag(self, tag: str) -> Any:
-        if self.dialect == "postgresql":
-            return type_coerce(Customer.tags, JSONB).contains([tag])  # @>, uses the GIN index
-        tags = func.json_each(Customer.tags).table_valued("value")
-        return exists(select(text("1")).select_from(tags).where(column("value") == tag))
 
     @staticmethod
     def _ownership_condition(filters: CustomerFilter) -> list[Any] | None:
@@ -72,8 +74,8 @@ class CustomerRepository(TreeRepository[Customer]):
             conditions.append(Ownership.owner_id == filters.owner_id)
         if filters.territory_id is not None:
             if filters.include_subterritories:
-                tree = subtree(filters.territory_id)
-                conditions.append(Ownership.territory_id.in_(select(tree.c.id)))
+                roots = frozenset({filters.territory_id})
+                conditions.append(in_subtrees(Ownership.territory_id, roots))
             else:
                 conditions.append(Ownership.territory_id == filters.territory_id)
         return conditions or None
@@ -87,7 +89,8 @@ class CustomerRepository(TreeRepository[Customer]):
             by_source[source].append(external_id)
         found: dict[tuple[str, str], Customer] = {}
         for source, external_ids in by_source.items():
-            statement = self.select().where(
+            # Unconfined: the keys are unique across every territory.
+            statement = self.unscoped_select().where(
                 Customer.source == source, Customer.external_id.in_(external_ids)
             )
             if for_update:
@@ -107,5 +110,6 @@ class CustomerRepository(TreeRepository[Customer]):
     async def existing_ids(self, ids: set[uuid.UUID]) -> set[uuid.UUID]:
         if not ids:
             return set()
-        rows = await self.session.execute(select(Customer.id).where(Customer.id.in_(ids)))
+        statement = self.scoped(select(Customer.id).where(Customer.id.in_(ids)))
+        rows = await self.session.execute(statement)
         return set(rows.scalars())

@@ -1,4 +1,9 @@
-"""Customer use cases: each is one transaction."""
+"""Customer use cases: each is one transaction.
+
+A key confined to territories may create or change only customers that end up inside its
+territories; a write that would leave the customer outside is refused (403 `out-of-scope`) and
+changes nothing.
+"""
 
 import uuid
 from typing import Any
@@ -8,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from territory_service.customers.models import Customer
 from territory_service.customers.repository import CustomerFilter, CustomerRepository
 from territory_service.customers.schemas import CustomerCreate, CustomerUpdate
-from territory_service.errors import HierarchyCycle, InvalidReference, StillReferenced
+from territory_service.errors import HierarchyCycle, InvalidReference, OutOfScope, StillReferenced
 from territory_service.ownership.repository import OwnershipRepository
 from territory_service.pagination import Page
 from territory_service.preconditions import ExpectedVersion, check_expected
+from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 
 
@@ -32,23 +38,36 @@ def unique_keys(
 async def check_parent(
     repository: CustomerRepository, customer_id: uuid.UUID | None, parent_id: uuid.UUID
 ) -> None:
-    """The group company exists and the customer is not above it already."""
-    if customer_id is None:
-        if not await repository.existing_ids({parent_id}):
-            raise InvalidReference("parent_id", "customer", parent_id)
-        return
-    ancestors = await repository.ancestor_ids(parent_id)
-    if not ancestors:
+    """The group company exists (for this caller) and the customer is not above it already."""
+    if await repository.get(parent_id) is None:
         raise InvalidReference("parent_id", "customer", parent_id)
-    if customer_id in ancestors:
+    if customer_id is not None and customer_id in await repository.ancestor_ids(parent_id):
         raise HierarchyCycle(
             f"customer {parent_id} is {customer_id} itself or one of its subsidiaries",
             errors=[{"pointer": "#/parent_id", "detail": "would make a cycle"}],
         )
 
 
-async def create_customer(session: AsyncSession, *, data: CustomerCreate) -> Customer:
-    repository = CustomerRepository(session)
+async def visible_after_write(repository: CustomerRepository, customer_id: uuid.UUID) -> Customer:
+    """The customer as the caller sees it once written; refused when it left the caller's reach."""
+    await repository.session.flush()
+    customer = await repository.get(customer_id)
+    if customer is None:
+        raise OutOfScope(
+            "the customer would not lie in this key's territories; "
+            "a key confined to territories only keeps customers inside them"
+        )
+    return customer
+
+
+def _repository(session: AsyncSession, principal: Principal) -> CustomerRepository:
+    return CustomerRepository(session, roots=principal.territory_ids)
+
+
+async def create_customer(
+    session: AsyncSession, *, data: CustomerCreate, principal: Principal
+) -> Customer:
+    repository = _repository(session, principal)
     values = data.model_dump()
 
     async def explain() -> None:
@@ -59,19 +78,26 @@ async def create_customer(session: AsyncSession, *, data: CustomerCreate) -> Cus
             await check_parent(repository, None, data.parent_id)
         await repository.ensure_unique(unique_keys(values))
         customer = await repository.add(Customer(**values))
-        return await repository.get_or_raise(customer.id)
+        return await visible_after_write(repository, customer.id)
 
 
-async def get_customer(session: AsyncSession, *, customer_id: uuid.UUID) -> Customer:
+async def get_customer(
+    session: AsyncSession, *, customer_id: uuid.UUID, principal: Principal
+) -> Customer:
     async with transaction(session, resource="customer"):
-        return await CustomerRepository(session).get_or_raise(customer_id)
+        return await _repository(session, principal).get_or_raise(customer_id)
 
 
 async def list_customers(
-    session: AsyncSession, *, filters: CustomerFilter, limit: int, cursor: str | None
+    session: AsyncSession,
+    *,
+    filters: CustomerFilter,
+    limit: int,
+    cursor: str | None,
+    principal: Principal,
 ) -> Page[Customer]:
     async with transaction(session, resource="customer"):
-        return await CustomerRepository(session).page(filters, limit=limit, cursor=cursor)
+        return await _repository(session, principal).page(filters, limit=limit, cursor=cursor)
 
 
 async def update_customer(
@@ -80,8 +106,9 @@ async def update_customer(
     customer_id: uuid.UUID,
     data: CustomerUpdate,
     expected: ExpectedVersion | None,
+    principal: Principal,
 ) -> Customer:
-    repository = CustomerRepository(session)
+    repository = _repository(session, principal)
     changes = data.provided()
 
     async def explain() -> None:
@@ -95,13 +122,18 @@ async def update_customer(
         if changes.get("parent_id") not in (None, customer.parent_id):
             await check_parent(repository, customer_id, changes["parent_id"])
         await repository.ensure_unique(unique_keys(changes, customer), exclude_id=customer_id)
-        return await repository.update(customer, changes)
+        await repository.update(customer, changes)
+        return await visible_after_write(repository, customer_id)
 
 
 async def delete_customer(
-    session: AsyncSession, *, customer_id: uuid.UUID, expected: ExpectedVersion | None
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    expected: ExpectedVersion | None,
+    principal: Principal,
 ) -> None:
-    repository = CustomerRepository(session)
+    repository = _repository(session, principal)
     async with transaction(session, resource="customer"):
         customer = await repository.get_or_raise(customer_id, for_update=True)
         check_expected(expected, "customer", customer.version)
@@ -113,5 +145,5 @@ async def delete_customer(
         ownerships = OwnershipRepository(session)
         ownership = await ownerships.get(customer_id, for_update=True)
         if ownership is not None:
-            ownerships.record_removal(ownership, reason="customer deleted")
+            ownerships.record_removal(ownership, reason="customer deleted", actor=principal)
         await repository.delete(customer)

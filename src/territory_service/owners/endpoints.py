@@ -12,6 +12,7 @@ from territory_service.api.dependencies import (
     set_etag,
 )
 from territory_service.api.problems import problem_responses
+from territory_service.api.security import OwnersRead, OwnersWrite
 from territory_service.owners import service
 from territory_service.owners.schemas import Owner, OwnerCreate, OwnerPage, OwnerUpdate
 
@@ -21,9 +22,11 @@ router = APIRouter(prefix="/v1/owners", tags=["owners"])
 @router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=Owner, responses=problem_responses(409)
 )
-async def create_owner(body: OwnerCreate, session: SessionDep, response: Response) -> Owner:
+async def create_owner(
+    body: OwnerCreate, session: SessionDep, principal: OwnersWrite, response: Response
+) -> Owner:
     """Create an owner (a sales rep or a team queue). `external_id` is the CRM's user id."""
-    owner = await service.create_owner(session, data=body)
+    owner = await service.create_owner(session, data=body, principal=principal)
     set_etag(response, owner.version)
     response.headers["Location"] = f"/v1/owners/{owner.id}"
     return Owner.model_validate(owner)
@@ -32,21 +35,26 @@ async def create_owner(body: OwnerCreate, session: SessionDep, response: Respons
 @router.get("", response_model=OwnerPage, responses=problem_responses())
 async def list_owners(
     session: SessionDep,
+    principal: OwnersRead,
     active: Annotated[bool | None, Query(description="Only active or inactive owners.")] = None,
     limit: LimitQuery = DEFAULT_PAGE_SIZE,
     cursor: CursorQuery = None,
 ) -> OwnerPage:
     """List owners in creation order."""
-    page = await service.list_owners(session, active=active, limit=limit, cursor=cursor)
+    page = await service.list_owners(
+        session, active=active, limit=limit, cursor=cursor, principal=principal
+    )
     return OwnerPage(
         items=[Owner.model_validate(o) for o in page.items], next_cursor=page.next_cursor
     )
 
 
 @router.get("/{owner_id}", response_model=Owner, responses=problem_responses(404))
-async def get_owner(owner_id: uuid.UUID, session: SessionDep, response: Response) -> Owner:
+async def get_owner(
+    owner_id: uuid.UUID, session: SessionDep, principal: OwnersRead, response: Response
+) -> Owner:
     """Get one owner."""
-    owner = await service.get_owner(session, owner_id=owner_id)
+    owner = await service.get_owner(session, owner_id=owner_id, principal=principal)
     set_etag(response, owner.version)
     return Owner.model_validate(owner)
 
@@ -56,11 +64,14 @@ async def update_owner(
     owner_id: uuid.UUID,
     body: OwnerUpdate,
     session: SessionDep,
+    principal: OwnersWrite,
     expected: ExpectedVersionDep,
     response: Response,
 ) -> Owner:
     """Change an owner. Deactivating one stops new assignments to them."""
-    owner = await service.update_owner(session, owner_id=owner_id, data=body, expected=expected)
+    owner = await service.update_owner(
+        session, owner_id=owner_id, data=body, expected=expected, principal=principal
+    )
     set_etag(response, owner.version)
     return Owner.model_validate(owner)
 
@@ -71,7 +82,7 @@ async def update_owner(
     responses=problem_responses(400, 404, 409, 412),
 )
 async def delete_owner(
-    owner_id: uuid.UUID, session: SessionDep, expected: ExpectedVersionDep
+    owner_id: uuid.UUID, session: SessionDep, principal: OwnersWrite, expected: ExpectedVersionDep
 ) -> None:
     """Delete an owner who owns no customers (409 otherwise: deactivate or hand over instead)."""
-    await service.delete_owner(session, owner_id=owner_id, expected=expected)
+    await service.delete_owner(session, owner_id=owner_id, expected=expected, principal=principal)

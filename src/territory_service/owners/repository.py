@@ -2,17 +2,25 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, exists, func, select
 
 from territory_service.owners.models import Owner
 from territory_service.ownership.models import Ownership
 from territory_service.pagination import Page, paginate
 from territory_service.repository import Repository
+from territory_service.territories.models import TerritoryMember
+from territory_service.territories.repository import in_subtrees
 
 
 class OwnerRepository(Repository[Owner]):
     model = Owner
     resource_name = "owner"
+
+    def visibility(self, roots: frozenset[uuid.UUID]) -> ColumnElement[bool]:
+        """Owners who are members of one of those territories."""
+        return exists().where(
+            TerritoryMember.owner_id == Owner.id, in_subtrees(TerritoryMember.territory_id, roots)
+        )
 
     async def page(self, *, active: bool | None, limit: int, cursor: str | None) -> Page[Owner]:
         statement = self.select()

@@ -1,16 +1,21 @@
-"""Owner use cases: each is one transaction."""
+"""Owner use cases: each is one transaction.
+
+A key confined to territories sees the owners who are members there, and may change them; new
+owners belong to no territory yet, so creating one needs an unconfined key.
+"""
 
 import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from territory_service.errors import StillReferenced
+from territory_service.errors import OutOfScope, StillReferenced
 from territory_service.owners.models import Owner
 from territory_service.owners.repository import OwnerRepository
 from territory_service.owners.schemas import OwnerCreate, OwnerUpdate
 from territory_service.pagination import Page
 from territory_service.preconditions import ExpectedVersion, check_expected
+from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 
 
@@ -18,8 +23,14 @@ def _unique_keys(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {"external_id": {"external_id": values.get("external_id")}}
 
 
-async def create_owner(session: AsyncSession, *, data: OwnerCreate) -> Owner:
-    repository = OwnerRepository(session)
+def _repository(session: AsyncSession, principal: Principal) -> OwnerRepository:
+    return OwnerRepository(session, roots=principal.territory_ids)
+
+
+async def create_owner(session: AsyncSession, *, data: OwnerCreate, principal: Principal) -> Owner:
+    if principal.is_territory_scoped:
+        raise OutOfScope("a new owner is in no territory yet; create it with an unconfined key")
+    repository = _repository(session, principal)
     values = data.model_dump()
 
     async def explain() -> None:
@@ -31,16 +42,21 @@ async def create_owner(session: AsyncSession, *, data: OwnerCreate) -> Owner:
     return owner
 
 
-async def get_owner(session: AsyncSession, *, owner_id: uuid.UUID) -> Owner:
+async def get_owner(session: AsyncSession, *, owner_id: uuid.UUID, principal: Principal) -> Owner:
     async with transaction(session, resource="owner"):
-        return await OwnerRepository(session).get_or_raise(owner_id)
+        return await _repository(session, principal).get_or_raise(owner_id)
 
 
 async def list_owners(
-    session: AsyncSession, *, active: bool | None, limit: int, cursor: str | None
+    session: AsyncSession,
+    *,
+    active: bool | None,
+    limit: int,
+    cursor: str | None,
+    principal: Principal,
 ) -> Page[Owner]:
     async with transaction(session, resource="owner"):
-        return await OwnerRepository(session).page(active=active, limit=limit, cursor=cursor)
+        return await _repository(session, principal).page(active=active, limit=limit, cursor=cursor)
 
 
 async def update_owner(
@@ -49,8 +65,9 @@ async def update_owner(
     owner_id: uuid.UUID,
     data: OwnerUpdate,
     expected: ExpectedVersion | None,
+    principal: Principal,
 ) -> Owner:
-    repository = OwnerRepository(session)
+    repository = _repository(session, principal)
     changes = data.provided()
 
     async def explain() -> None:
@@ -65,9 +82,13 @@ async def update_owner(
 
 
 async def delete_owner(
-    session: AsyncSession, *, owner_id: uuid.UUID, expected: ExpectedVersion | None
+    session: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    expected: ExpectedVersion | None,
+    principal: Principal,
 ) -> None:
-    repository = OwnerRepository(session)
+    repository = _repository(session, principal)
     async with transaction(session, resource="owner"):
         owner = await repository.get_or_raise(owner_id, for_update=True)
         check_expected(expected, "owner", owner.version)

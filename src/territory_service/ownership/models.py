@@ -73,6 +73,8 @@ class OwnershipEvent(Base):
     ruleset_version: Mapped[int | None] = mapped_column()
     locked: Mapped[bool] = mapped_column(default=False)
     reason: Mapped[str | None] = mapped_column(String(500))
-    actor: Mapped[str | None] = mapped_column(String(128))
+    # Who made the change: the API key, and the owner it acted for (X-Act-As).
+    actor_key_id: Mapped[uuid.UUID | None] = mapped_column()
+    acting_owner_id: Mapped[uuid.UUID | None] = mapped_column()
     request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

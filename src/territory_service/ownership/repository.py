@@ -5,6 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.logs import request_id_var
 from territory_service.ownership.models import Ownership, OwnershipEvent, OwnershipSource
+from territory_service.security.principal import Principal
 
 
 class OwnershipRepository:
@@ -17,7 +18,9 @@ class OwnershipRepository:
             statement = statement.with_for_update()
         return (await self.session.execute(statement)).scalar_one_or_none()
 
-    def record_removal(self, ownership: Ownership, *, reason: str) -> OwnershipEvent:
+    def record_removal(
+        self, ownership: Ownership, *, reason: str, actor: Principal
+    ) -> OwnershipEvent:
         """The event that closes a customer's history when it leaves the pool."""
         event = OwnershipEvent(
             customer_id=ownership.customer_id,
@@ -29,6 +32,8 @@ class OwnershipRepository:
             source=OwnershipSource.MANUAL,
             locked=False,
             reason=reason,
+            actor_key_id=actor.key_id,
+            acting_owner_id=actor.acting_owner.id if actor.acting_owner else None,
             request_id=request_id_var.get(),
         )
         self.session.add(event)

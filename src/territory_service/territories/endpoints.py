@@ -12,6 +12,7 @@ from territory_service.api.dependencies import (
     set_etag,
 )
 from territory_service.api.problems import problem_responses
+from territory_service.api.security import TerritoriesRead, TerritoriesWrite
 from territory_service.territories import service
 from territory_service.territories.schemas import (
     Member,
@@ -33,10 +34,10 @@ router = APIRouter(prefix="/v1/territories", tags=["territories"])
     responses=problem_responses(409),
 )
 async def create_territory(
-    body: TerritoryCreate, session: SessionDep, response: Response
+    body: TerritoryCreate, session: SessionDep, principal: TerritoriesWrite, response: Response
 ) -> Territory:
     """Create a territory, at the root or below `parent_id`."""
-    territory = await service.create_territory(session, data=body)
+    territory = await service.create_territory(session, data=body, principal=principal)
     set_etag(response, territory.version)
     response.headers["Location"] = f"/v1/territories/{territory.id}"
     return Territory.model_validate(territory)
@@ -45,6 +46,7 @@ async def create_territory(
 @router.get("", response_model=TerritoryPage, responses=problem_responses())
 async def list_territories(
     session: SessionDep,
+    principal: TerritoriesRead,
     parent_id: Annotated[uuid.UUID | None, Query(description="Only children of this one.")] = None,
     roots_only: Annotated[bool, Query(description="Only territories without a parent.")] = False,
     limit: LimitQuery = DEFAULT_PAGE_SIZE,
@@ -52,7 +54,12 @@ async def list_territories(
 ) -> TerritoryPage:
     """List territories in creation order."""
     page = await service.list_territories(
-        session, parent_id=parent_id, roots_only=roots_only, limit=limit, cursor=cursor
+        session,
+        parent_id=parent_id,
+        roots_only=roots_only,
+        limit=limit,
+        cursor=cursor,
+        principal=principal,
     )
     return TerritoryPage(
         items=[Territory.model_validate(t) for t in page.items], next_cursor=page.next_cursor
@@ -61,10 +68,10 @@ async def list_territories(
 
 @router.get("/{territory_id}", response_model=Territory, responses=problem_responses(404))
 async def get_territory(
-    territory_id: uuid.UUID, session: SessionDep, response: Response
+    territory_id: uuid.UUID, session: SessionDep, principal: TerritoriesRead, response: Response
 ) -> Territory:
     """Get one territory."""
-    territory = await service.get_territory(session, territory_id=territory_id)
+    territory = await service.get_territory(session, territory_id=territory_id, principal=principal)
     set_etag(response, territory.version)
     return Territory.model_validate(territory)
 
@@ -76,12 +83,13 @@ async def update_territory(
     territory_id: uuid.UUID,
     body: TerritoryUpdate,
     session: SessionDep,
+    principal: TerritoriesWrite,
     expected: ExpectedVersionDep,
     response: Response,
 ) -> Territory:
     """Change a territory; changing `parent_id` moves it with its whole subtree."""
     territory = await service.update_territory(
-        session, territory_id=territory_id, data=body, expected=expected
+        session, territory_id=territory_id, data=body, expected=expected, principal=principal
     )
     set_etag(response, territory.version)
     return Territory.model_validate(territory)
@@ -93,22 +101,28 @@ async def update_territory(
     responses=problem_responses(400, 404, 409, 412),
 )
 async def delete_territory(
-    territory_id: uuid.UUID, session: SessionDep, expected: ExpectedVersionDep
+    territory_id: uuid.UUID,
+    session: SessionDep,
+    principal: TerritoriesWrite,
+    expected: ExpectedVersionDep,
 ) -> None:
     """Delete a territory without children or customers (409 otherwise); members go with it."""
-    await service.delete_territory(session, territory_id=territory_id, expected=expected)
+    await service.delete_territory(
+        session, territory_id=territory_id, expected=expected, principal=principal
+    )
 
 
 @router.get("/{territory_id}/members", response_model=MemberPage, responses=problem_responses(404))
 async def list_members(
     territory_id: uuid.UUID,
     session: SessionDep,
+    principal: TerritoriesRead,
     limit: LimitQuery = DEFAULT_PAGE_SIZE,
     cursor: CursorQuery = None,
 ) -> MemberPage:
     """List the owners who are members of a territory."""
     page = await service.list_members(
-        session, territory_id=territory_id, limit=limit, cursor=cursor
+        session, territory_id=territory_id, limit=limit, cursor=cursor, principal=principal
     )
     return MemberPage(
         items=[Member.model_validate(m) for m in page.items], next_cursor=page.next_cursor
@@ -121,10 +135,16 @@ async def list_members(
     responses=problem_responses(404),
 )
 async def get_member(
-    territory_id: uuid.UUID, owner_id: uuid.UUID, session: SessionDep, response: Response
+    territory_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    session: SessionDep,
+    principal: TerritoriesRead,
+    response: Response,
 ) -> Member:
     """Get one owner's membership of a territory."""
-    member = await service.get_member(session, territory_id=territory_id, owner_id=owner_id)
+    member = await service.get_member(
+        session, territory_id=territory_id, owner_id=owner_id, principal=principal
+    )
     set_etag(response, member.version)
     return Member.model_validate(member)
 
@@ -142,12 +162,18 @@ async def put_member(
     owner_id: uuid.UUID,
     body: MemberPut,
     session: SessionDep,
+    principal: TerritoriesWrite,
     expected: ExpectedVersionDep,
     response: Response,
 ) -> Member:
     """Make an owner a member of a territory (201), or replace their membership (200)."""
     member, created = await service.put_member(
-        session, territory_id=territory_id, owner_id=owner_id, data=body, expected=expected
+        session,
+        territory_id=territory_id,
+        owner_id=owner_id,
+        data=body,
+        expected=expected,
+        principal=principal,
     )
     if created:
         response.status_code = status.HTTP_201_CREATED
@@ -161,9 +187,17 @@ async def put_member(
     responses=problem_responses(400, 404, 412),
 )
 async def remove_member(
-    territory_id: uuid.UUID, owner_id: uuid.UUID, session: SessionDep, expected: ExpectedVersionDep
+    territory_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    session: SessionDep,
+    principal: TerritoriesWrite,
+    expected: ExpectedVersionDep,
 ) -> None:
     """Remove an owner from a territory."""
     await service.remove_member(
-        session, territory_id=territory_id, owner_id=owner_id, expected=expected
+        session,
+        territory_id=territory_id,
+        owner_id=owner_id,
+        expected=expected,
+        principal=principal,
     )

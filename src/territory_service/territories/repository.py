@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.selectable import CTE
 
 from territory_service.ownership.models import Ownership
@@ -11,15 +12,25 @@ from territory_service.repository import Repository, TreeRepository
 from territory_service.territories.models import Territory, TerritoryMember
 
 
-def subtree(root_id: uuid.UUID) -> CTE:
-    """Ids of a territory and all its descendants (a recursive CTE, one column `id`)."""
-    tree = select(Territory.id).where(Territory.id == root_id).cte("subtree", recursive=True)
+def subtree(*root_ids: uuid.UUID) -> CTE:
+    """Ids of the territories and all their descendants (a recursive CTE, one column `id`)."""
+    tree = select(Territory.id).where(Territory.id.in_(root_ids)).cte("subtree", recursive=True)
     return tree.union_all(select(Territory.id).where(Territory.parent_id == tree.c.id))
+
+
+def in_subtrees(
+    column: InstrumentedAttribute[uuid.UUID], roots: frozenset[uuid.UUID]
+) -> ColumnElement[bool]:
+    """`column` (a territory id) lies in the subtree of one of `roots`."""
+    return column.in_(select(subtree(*roots).c.id))
 
 
 class TerritoryRepository(TreeRepository[Territory]):
     model = Territory
     resource_name = "territory"
+
+    def visibility(self, roots: frozenset[uuid.UUID]) -> ColumnElement[bool]:
+        return in_subtrees(Territory.id, roots)
 
     async def page(
         self, *, parent_id: uuid.UUID | None, roots_only: bool, limit: int, cursor: str | None
@@ -39,6 +50,9 @@ class TerritoryRepository(TreeRepository[Territory]):
 class MemberRepository(Repository[TerritoryMember]):
     model = TerritoryMember
     resource_name = "member"
+
+    def visibility(self, roots: frozenset[uuid.UUID]) -> ColumnElement[bool]:
+        return in_subtrees(TerritoryMember.territory_id, roots)
 
     async def get_member(
         self, territory_id: uuid.UUID, owner_id: uuid.UUID, *, for_update: bool = False

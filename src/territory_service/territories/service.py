@@ -1,14 +1,26 @@
-"""Territory and membership use cases: each is one transaction."""
+"""Territory and membership use cases: each is one transaction.
+
+A key confined to territories sees and changes those territories, their descendants and their
+members. It may create territories only below one it sees, so nothing it makes or moves can
+leave its subtrees; a root territory needs an unconfined key.
+"""
 
 import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from territory_service.errors import HierarchyCycle, InvalidReference, NotFound, StillReferenced
+from territory_service.errors import (
+    HierarchyCycle,
+    InvalidReference,
+    NotFound,
+    OutOfScope,
+    StillReferenced,
+)
 from territory_service.owners.repository import OwnerRepository
 from territory_service.pagination import Page
 from territory_service.preconditions import ExpectedVersion, check_expected
+from territory_service.security.principal import Principal
 from territory_service.territories.models import Territory, TerritoryMember
 from territory_service.territories.repository import MemberRepository, TerritoryRepository
 from territory_service.territories.schemas import MemberPut, TerritoryCreate, TerritoryUpdate
@@ -32,8 +44,20 @@ async def _check_parent(
         )
 
 
-async def create_territory(session: AsyncSession, *, data: TerritoryCreate) -> Territory:
-    repository = TerritoryRepository(session)
+def _territories(session: AsyncSession, principal: Principal) -> TerritoryRepository:
+    return TerritoryRepository(session, roots=principal.territory_ids)
+
+
+def _members(session: AsyncSession, principal: Principal) -> MemberRepository:
+    return MemberRepository(session, roots=principal.territory_ids)
+
+
+async def create_territory(
+    session: AsyncSession, *, data: TerritoryCreate, principal: Principal
+) -> Territory:
+    if data.parent_id is None and principal.is_territory_scoped:
+        raise OutOfScope("a root territory lies outside this key's territories; give a parent_id")
+    repository = _territories(session, principal)
     values = data.model_dump()
 
     async def explain() -> None:
@@ -47,9 +71,11 @@ async def create_territory(session: AsyncSession, *, data: TerritoryCreate) -> T
     return territory
 
 
-async def get_territory(session: AsyncSession, *, territory_id: uuid.UUID) -> Territory:
+async def get_territory(
+    session: AsyncSession, *, territory_id: uuid.UUID, principal: Principal
+) -> Territory:
     async with transaction(session, resource="territory"):
-        return await TerritoryRepository(session).get_or_raise(territory_id)
+        return await _territories(session, principal).get_or_raise(territory_id)
 
 
 async def list_territories(
@@ -59,9 +85,10 @@ async def list_territories(
     roots_only: bool,
     limit: int,
     cursor: str | None,
+    principal: Principal,
 ) -> Page[Territory]:
     async with transaction(session, resource="territory"):
-        return await TerritoryRepository(session).page(
+        return await _territories(session, principal).page(
             parent_id=parent_id, roots_only=roots_only, limit=limit, cursor=cursor
         )
 
@@ -72,8 +99,9 @@ async def update_territory(
     territory_id: uuid.UUID,
     data: TerritoryUpdate,
     expected: ExpectedVersion | None,
+    principal: Principal,
 ) -> Territory:
-    repository = TerritoryRepository(session)
+    repository = _territories(session, principal)
     changes = data.provided()
 
     async def explain() -> None:
@@ -93,9 +121,13 @@ async def update_territory(
 
 
 async def delete_territory(
-    session: AsyncSession, *, territory_id: uuid.UUID, expected: ExpectedVersion | None
+    session: AsyncSession,
+    *,
+    territory_id: uuid.UUID,
+    expected: ExpectedVersion | None,
+    principal: Principal,
 ) -> None:
-    repository = TerritoryRepository(session)
+    repository = _territories(session, principal)
     async with transaction(session, resource="territory"):
         await repository.lock_tree()
         territory = await repository.get_or_raise(territory_id, for_update=True)
@@ -120,11 +152,13 @@ async def put_member(
     owner_id: uuid.UUID,
     data: MemberPut,
     expected: ExpectedVersion | None,
+    principal: Principal,
 ) -> tuple[TerritoryMember, bool]:
     """Add an owner to a territory or change their membership. Returns (member, created)."""
-    members = MemberRepository(session)
+    members = _members(session, principal)
     async with transaction(session, resource="member"):
-        await TerritoryRepository(session).get_or_raise(territory_id)
+        await _territories(session, principal).get_or_raise(territory_id)
+        # Any owner can be made a member: that is how an owner enters a confined key's view.
         await OwnerRepository(session).get_or_raise(owner_id)
         member = await members.get_member(territory_id, owner_id, for_update=True)
         created = member is None
@@ -140,21 +174,26 @@ async def put_member(
 
 
 async def get_member(
-    session: AsyncSession, *, territory_id: uuid.UUID, owner_id: uuid.UUID
+    session: AsyncSession, *, territory_id: uuid.UUID, owner_id: uuid.UUID, principal: Principal
 ) -> TerritoryMember:
     async with transaction(session, resource="member"):
-        member = await MemberRepository(session).get_member(territory_id, owner_id)
+        member = await _members(session, principal).get_member(territory_id, owner_id)
         if member is None:
             raise NotFound("member", f"{owner_id} of territory {territory_id}")
         return member
 
 
 async def list_members(
-    session: AsyncSession, *, territory_id: uuid.UUID, limit: int, cursor: str | None
+    session: AsyncSession,
+    *,
+    territory_id: uuid.UUID,
+    limit: int,
+    cursor: str | None,
+    principal: Principal,
 ) -> Page[TerritoryMember]:
     async with transaction(session, resource="member"):
-        await TerritoryRepository(session).get_or_raise(territory_id)
-        return await MemberRepository(session).page(
+        await _territories(session, principal).get_or_raise(territory_id)
+        return await _members(session, principal).page(
             territory_id=territory_id, limit=limit, cursor=cursor
         )
 
@@ -165,8 +204,9 @@ async def remove_member(
     territory_id: uuid.UUID,
     owner_id: uuid.UUID,
     expected: ExpectedVersion | None,
+    principal: Principal,
 ) -> None:
-    members = MemberRepository(session)
+    members = _members(session, principal)
     async with transaction(session, resource="member"):
         member = await members.get_member(territory_id, owner_id, for_update=True)
         if member is None:

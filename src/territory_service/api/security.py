@@ -1,0 +1,67 @@
+"""Authentication and scope checks as FastAPI dependencies.
+
+Every protected operation declares `Security(authenticate, scopes=[...])` through one of the
+aliases below; the scopes appear on the operation in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+
+from territory_service.api_keys import service as api_keys
+from territory_service.errors import Forbidden, ServiceError
+from territory_service.security.principal import Principal
+from territory_service.security.scopes import Scope
+
+SECURITY_SCHEME = "ApiKey"
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name=SECURITY_SCHEME,
+    bearerFormat="tsk_…",
+    description="An API key: `Authorization: Bearer tsk_…`. Each operation lists the scopes it "
+    "needs; `admin` holds them all.",
+)
+
+
+async def authenticate(
+    request: Request,
+    security_scopes: SecurityScopes,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    act_as: Annotated[
+        str | None,
+        Header(
+            alias="X-Act-As",
+            max_length=128,
+            description="External id of the owner this call is made for (needs `act_as`).",
+        ),
+    ] = None,
+) -> Principal:
+    state = request.scope.setdefault("state", {})
+    try:
+        async with request.app.state.session_factory() as session:
+            principal = await api_keys.authenticate(
+                session,
+                secret=None if credentials is None else credentials.credentials,
+                act_as=act_as,
+            )
+    except ServiceError as exc:
+        state["audit_key_id"] = exc.extensions.get("key_id")
+        raise
+    state["principal"] = principal
+    missing = [scope for scope in security_scopes.scopes if not principal.has(Scope(scope))]
+    if missing:
+        raise Forbidden(f"this key lacks the scope(s) {', '.join(missing)}", missing_scopes=missing)
+    return principal
+
+
+CustomersRead = Annotated[Principal, Security(authenticate, scopes=[Scope.CUSTOMERS_READ])]
+CustomersWrite = Annotated[Principal, Security(authenticate, scopes=[Scope.CUSTOMERS_WRITE])]
+OwnersRead = Annotated[Principal, Security(authenticate, scopes=[Scope.OWNERS_READ])]
+OwnersWrite = Annotated[Principal, Security(authenticate, scopes=[Scope.OWNERS_WRITE])]
+TerritoriesRead = Annotated[Principal, Security(authenticate, scopes=[Scope.TERRITORIES_READ])]
+TerritoriesWrite = Annotated[Principal, Security(authenticate, scopes=[Scope.TERRITORIES_WRITE])]
+Admin = Annotated[Principal, Security(authenticate, scopes=[Scope.ADMIN])]
