@@ -149,24 +149,30 @@ def make_key(app: FastAPI) -> KeyMaker:
     return make
 
 
+def http_client(
+    app: FastAPI, declared_responses: DeclaredResponses, key: str | None = None
+) -> httpx.AsyncClient:
+    """An HTTP client for the app; every answer must be one its operation declares."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="http://territory.test",
+        headers={"Authorization": f"Bearer {key}"} if key else None,
+        event_hooks={"response": [declared_responses.check]},
+    )
+
+
 @pytest.fixture
 async def anonymous_client(
     app: FastAPI, declared_responses: DeclaredResponses
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for the app without credentials; every answer must be declared."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://territory.test",
-        event_hooks={"response": [declared_responses.check]},
-    ) as client:
+    async with http_client(app, declared_responses) as client:
         yield client
 
 
 @pytest.fixture
 async def client(
-    anonymous_client: httpx.AsyncClient, make_key: KeyMaker
-) -> httpx.AsyncClient:
-    """The HTTP client with an admin key."""
-    anonymous_client.headers["Authorization"] = f"Bearer {await make_key(Scope.ADMIN)}"
-    return anonymous_client
+    app: FastAPI, declared_responses: DeclaredResponses, make_key: KeyMaker
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client with an admin key."""
+    async with http_client(app, declared_responses, await make_key(Scope.ADMIN)) as client:
+        yield client

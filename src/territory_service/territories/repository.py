@@ -14,7 +14,7 @@ from territory_service.territories.models import Territory, TerritoryMember
 
 def subtree(*root_ids: uuid.UUID) -> CTE:
     """Ids of the territories and all their descendants (a recursive CTE, one column `id`)."""
-    tree = select(Territory.id).where(Territory.id.in_(root_ids)).cte("subtree", recursive=True)
+    tree = select(Territory.id).where(Territory.id.in_(root_ids)).cte(recursive=True)
     return tree.union_all(select(Territory.id).where(Territory.parent_id == tree.c.id))
 
 

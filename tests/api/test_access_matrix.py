@@ -1,0 +1,180 @@
+"""Access control for every operation, generated from the app's OpenAPI document.
+
+A new endpoint joins these tests by existing: each documented operation must either be one of
+the public probes or need a key, answer 401 without one, 403 with a key that lacks its scope, and,
+when it names a resource by id, 404 without changing anything for a key confined elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from territory_service.config import Settings
+from territory_service.db import Base
+from territory_service.main import create_app
+from territory_service.security.scopes import Scope
+from tests.api.helpers import (
+    assert_problem,
+    create_customer,
+    create_owner,
+    create_territory,
+    place_customer,
+)
+from tests.conftest import KeyMaker
+
+PUBLIC = {("get", "/healthz"), ("get", "/readyz")}
+# Tables whose rows a refused request may still add or touch: the audit trail records the
+# refusal, and authentication notes when a key was last used.
+BOOKKEEPING = {"audit_log", "api_keys"}
+
+DOCUMENT = create_app(Settings(database_url="sqlite+aiosqlite://")).openapi()
+OPERATIONS = [
+    (method, path, operation)
+    for path, operations in DOCUMENT["paths"].items()
+    for method, operation in operations.items()
+]
+
+
+def operation_ids(value: Any) -> str:
+    return str(value["operationId"]) if isinstance(value, dict) else str(value)
+
+
+def required_scopes(operation: dict[str, Any]) -> list[Scope]:
+    return [
+        Scope(scope) for requirement in operation["security"] for scope in requirement["ApiKey"]
+    ]
+
+
+def request_body(operation: dict[str, Any]) -> dict[str, Any] | None:
+    """A body that passes validation, so the refusal under test is the only reason to fail."""
+    if "requestBody" not in operation:
+        return None
+    bodies: dict[str, dict[str, Any]] = {
+        "create_customer": {"source": "crm", "external_id": "M1", "name": "矩阵测试有限公司"},
+        "upsert_customers": {"items": [{"source": "crm", "external_id": "M2", "name": "批量"}]},
+        "create_owner": {"external_id": "m-owner", "name": "矩阵"},
+        "create_territory": {"name": "矩阵区域"},
+        "create_api_key": {"name": "matrix", "scopes": ["customers:read"]},
+    }
+    return bodies.get(operation["operationId"], {})
+
+
+async def call(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    operation: dict[str, Any],
+    ids: dict[str, str],
+    key: str | None,
+) -> httpx.Response:
+    url = re.sub(r"\{(\w+)\}", lambda match: ids[match.group(1)], path)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return await client.request(method.upper(), url, json=request_body(operation), headers=headers)
+
+
+@pytest.fixture
+async def world(client: httpx.AsyncClient, engine: AsyncEngine) -> dict[str, str]:
+    """Two sibling territories; every id the routes take points into the first one."""
+    country = await create_territory(client, name="全国")
+    home = await create_territory(client, name="华东", parent_id=country["id"])
+    elsewhere = await create_territory(client, name="华南", parent_id=country["id"])
+    owner = await create_owner(client)
+    await client.put(f"/v1/territories/{home['id']}/members/{owner['id']}", json={})
+    customer = await create_customer(client)
+    await place_customer(engine, customer, home, owner)
+    key = (await client.post("/v1/api-keys", json={"name": "k", "scopes": ["owners:read"]})).json()
+    return {
+        "customer_id": customer["id"],
+        "territory_id": home["id"],
+        "owner_id": owner["id"],
+        "key_id": key["id"],
+        "elsewhere_id": elsewhere["id"],
+    }
+
+
+async def snapshot(engine: AsyncEngine) -> dict[str, list[Any]]:
+    rows: dict[str, list[Any]] = {}
+    async with engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            if table.name not in BOOKKEEPING:
+                result = await connection.execute(select(table))
+                rows[table.name] = sorted(map(repr, result.all()))
+    return rows
+
+
+def test_every_operation_but_the_probes_needs_a_key() -> None:
+    unprotected = {
+        (method, path) for method, path, operation in OPERATIONS if not operation.get("security")
+    }
+    assert unprotected == PUBLIC
+
+
+PROTECTED = [entry for entry in OPERATIONS if (entry[0], entry[1]) not in PUBLIC]
+
+
+@pytest.mark.parametrize(("method", "path", "operation"), PROTECTED, ids=operation_ids)
+async def test_without_a_key_the_answer_is_401(
+    anonymous_client: httpx.AsyncClient,
+    world: dict[str, str],
+    method: str,
+    path: str,
+    operation: dict[str, Any],
+) -> None:
+    response = await call(anonymous_client, method, path, operation, world, key=None)
+    assert_problem(response, 401, "unauthenticated")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(("method", "path", "operation"), PROTECTED, ids=operation_ids)
+async def test_a_key_without_the_scope_gets_403(
+    anonymous_client: httpx.AsyncClient,
+    world: dict[str, str],
+    make_key: KeyMaker,
+    engine: AsyncEngine,
+    method: str,
+    path: str,
+    operation: dict[str, Any],
+) -> None:
+    needed = set(required_scopes(operation))
+    others = [scope for scope in Scope if scope not in needed and scope is not Scope.ADMIN]
+    key = await make_key(*others)
+    before = await snapshot(engine)
+
+    response = await call(anonymous_client, method, path, operation, world, key=key)
+
+    problem = assert_problem(response, 403, "forbidden")
+    assert set(problem["missing_scopes"]) == {scope.value for scope in needed}
+    assert await snapshot(engine) == before
+
+
+WITH_IDS = [entry for entry in PROTECTED if "{" in entry[1]]
+
+
+@pytest.mark.parametrize(("method", "path", "operation"), WITH_IDS, ids=operation_ids)
+async def test_a_key_confined_elsewhere_gets_404_and_changes_nothing(
+    anonymous_client: httpx.AsyncClient,
+    world: dict[str, str],
+    make_key: KeyMaker,
+    engine: AsyncEngine,
+    method: str,
+    path: str,
+    operation: dict[str, Any],
+) -> None:
+    confinable = [scope for scope in Scope if scope is not Scope.ADMIN]
+    key = await make_key(*confinable, territory_ids=[uuid.UUID(world["elsewhere_id"])])
+    before = await snapshot(engine)
+
+    response = await call(anonymous_client, method, path, operation, world, key=key)
+
+    if Scope.ADMIN in required_scopes(operation):
+        assert_problem(response, 403, "forbidden")  # a confined key never holds admin
+    else:
+        assert_problem(response, 404, "not-found")
+    assert await snapshot(engine) == before
