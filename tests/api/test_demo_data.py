@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 from fastapi import FastAPI
 
+from territory_service.demo.admin_key import ensure_demo_admin_key
 from territory_service.demo.loader import load_demo_data
 from tests.api.helpers import list_all
 
@@ -32,3 +35,27 @@ async def _root_id(client: httpx.AsyncClient) -> str:
     roots = await list_all(client, "/v1/territories", roots_only=True)
     assert [t["name"] for t in roots] == ["全国"]
     return str(roots[0]["id"])
+
+
+async def test_demo_admin_key_is_written_once_and_replaced_when_revoked(
+    app: FastAPI, anonymous_client: httpx.AsyncClient, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "demo-admin-key.txt"
+    async with app.state.session_factory() as session:
+        first, new = await ensure_demo_admin_key(session, path)
+    assert new is True
+    assert path.read_text().strip() == first
+    assert path.stat().st_mode & 0o777 == 0o600
+    async with app.state.session_factory() as session:
+        assert await ensure_demo_admin_key(session, path) == (first, False)
+    listed = await anonymous_client.get(
+        "/v1/api-keys", headers={"Authorization": f"Bearer {first}"}
+    )
+    demo_key = next(k for k in listed.json()["items"] if k["name"] == "demo admin")
+    await client.delete(f"/v1/api-keys/{demo_key['id']}")
+
+    async with app.state.session_factory() as session:
+        second, new = await ensure_demo_admin_key(session, path)
+
+    assert (new, second != first) == (True, True)
+    assert path.read_text().strip() == second
