@@ -14,6 +14,16 @@ from territory_service.errors import AlreadyExists, NotFound
 ModelT = TypeVar("ModelT", bound=Base)
 
 
+def where_equal(statement: Select[Any], filters: object, names: tuple[str, ...]) -> Select[Any]:
+    """Add `column == value` for each named filter that has a value (same name on both)."""
+    entity = statement.column_descriptions[0]["entity"]
+    for name in names:
+        value = getattr(filters, name)
+        if value is not None:
+            statement = statement.where(getattr(entity, name) == value)
+    return statement
+
+
 class Repository(Generic[ModelT]):
     """Queries of one table. Given `roots`, every query through `select()` sees only the rows
     that lie in those territories' subtrees: that is how a confined API key is confined."""

@@ -3,14 +3,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import Select, select
 
 from territory_service.audit.models import AuditEntry
 from territory_service.db import json_array_contains
 from territory_service.pagination import Page, paginate
-from territory_service.repository import Repository
+from territory_service.repository import Repository, where_equal
 
 
 @dataclass(frozen=True)
@@ -31,11 +28,9 @@ class AuditRepository(Repository[AuditEntry]):
     async def page(
         self, filters: AuditFilter, *, limit: int, cursor: str | None
     ) -> Page[AuditEntry]:
-        statement: Select[Any] = select(AuditEntry)
-        for name in ("key_id", "acting_owner_id", "method", "status"):
-            value = getattr(filters, name)
-            if value is not None:
-                statement = statement.where(getattr(AuditEntry, name) == value)
+        statement = where_equal(
+            self.select(), filters, ("key_id", "acting_owner_id", "method", "status")
+        )
         if filters.since is not None:
             statement = statement.where(AuditEntry.created_at >= filters.since)
         if filters.until is not None:

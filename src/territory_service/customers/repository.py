@@ -13,7 +13,7 @@ from territory_service.customers.models import Customer
 from territory_service.db import json_array_contains
 from territory_service.ownership.models import Ownership
 from territory_service.pagination import Page, paginate
-from territory_service.repository import TreeRepository
+from territory_service.repository import TreeRepository, where_equal
 from territory_service.territories.repository import in_subtrees
 
 
@@ -49,11 +49,11 @@ class CustomerRepository(TreeRepository[Customer]):
     async def page(
         self, filters: CustomerFilter, *, limit: int, cursor: str | None
     ) -> Page[Customer]:
-        statement = self.select()
-        for name in ("source", "external_id", "province", "city", "industry", "tier", "parent_id"):
-            value = getattr(filters, name)
-            if value is not None:
-                statement = statement.where(getattr(Customer, name) == value)
+        statement = where_equal(
+            self.select(),
+            filters,
+            ("source", "external_id", "province", "city", "industry", "tier", "parent_id"),
+        )
         if filters.updated_since is not None:
             statement = statement.where(Customer.updated_at >= filters.updated_since)
         if filters.tag is not None:
