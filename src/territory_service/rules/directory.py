@@ -1,0 +1,83 @@
+"""What resolution needs to know about territories, their members and how loaded they are."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class Strategy(enum.StrEnum):
+    ROUND_ROBIN = "round_robin"
+    WEIGHTED = "weighted"
+    LEAST_LOADED = "least_loaded"
+
+
+@dataclass(frozen=True)
+class Member:
+    owner_id: uuid.UUID
+    weight: int = 1
+    capacity: int | None = None  # customers this member may hold in this territory
+
+
+@dataclass(frozen=True)
+class TerritoryInfo:
+    id: uuid.UUID
+    strategy: Strategy = Strategy.ROUND_ROBIN
+    members: tuple[Member, ...] = ()
+
+
+@dataclass(frozen=True)
+class OwnerInfo:
+    id: uuid.UUID
+    active: bool = True
+    capacity: int | None = None  # customers this owner may hold across all territories
+
+
+@dataclass
+class Load:
+    """Customers held per (territory, owner) and per owner. Bulk resolution updates it as it
+    assigns, so later customers in the same run see the earlier assignments."""
+
+    in_territory: Counter[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=Counter)
+    total: Counter[uuid.UUID] = field(default_factory=Counter)
+
+    def move(
+        self,
+        old: tuple[uuid.UUID, uuid.UUID | None] | None,
+        new: tuple[uuid.UUID, uuid.UUID | None],
+    ) -> None:
+        if old is not None and old[1] is not None:
+            self.in_territory[(old[0], old[1])] -= 1
+            self.total[old[1]] -= 1
+        if new[1] is not None:
+            self.in_territory[(new[0], new[1])] += 1
+            self.total[new[1]] += 1
+
+
+@dataclass(frozen=True)
+class Directory:
+    territories: Mapping[uuid.UUID, TerritoryInfo]
+    owners: Mapping[uuid.UUID, OwnerInfo]
+
+    def member(self, territory_id: uuid.UUID, owner_id: uuid.UUID) -> Member | None:
+        territory = self.territories.get(territory_id)
+        if territory is None:
+            return None
+        return next((m for m in territory.members if m.owner_id == owner_id), None)
+
+    def has_room(
+        self, territory_id: uuid.UUID, member: Member, load: Load, *, holds_it: bool = False
+    ) -> bool:
+        """The member's owner is active and below both its capacities. `holds_it`: the customer
+        is already counted in that load (it stays, it does not arrive)."""
+        owner = self.owners.get(member.owner_id)
+        if owner is None or not owner.active:
+            return False
+        own = 1 if holds_it else 0
+        in_territory = load.in_territory[(territory_id, member.owner_id)] - own
+        if member.capacity is not None and in_territory >= member.capacity:
+            return False
+        return owner.capacity is None or load.total[member.owner_id] - own < owner.capacity

@@ -1,0 +1,194 @@
+"""A bitmask index over the clauses of a rule set, so a customer is tested only against the
+clauses that can match it.
+
+Every clause gets a bit; bits are ordered by (rule priority, rule position, clause), so the
+lowest set bit of a candidate mask is the best-placed candidate. For each indexed field the
+index keeps `free`, the clauses that do not constrain the field, and for each value (or value
+range) the clauses that accept it. A customer's candidates are the AND over indexed fields of
+`free | accepted(value)`: every indexed predicate of a candidate holds, and the clause is then
+checked in full. Equality (`eq`, `in`) is indexed by hashed value, ranges (`lt` … `between`)
+by the elementary intervals between their bounds, tags (`contains_any`, `contains_all`) by tag.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from territory_service.rules.compiled import value_key
+from territory_service.rules.conditions import Clause, Op, Predicate, is_number
+from territory_service.rules.facts import Facts
+
+Interval = tuple[float, bool, float, bool]  # low, low inclusive, high, high inclusive
+_EVERYTHING: Interval = (float("-inf"), False, float("inf"), False)
+
+
+def _interval(predicate: Predicate) -> Interval | None:
+    op, value = predicate.op, predicate.value
+    if op is Op.BETWEEN:
+        return (float(value[0]), True, float(value[1]), False)
+    bound = float(value) if is_number(value) else None
+    if bound is None:
+        return None
+    return {
+        Op.LT: (float("-inf"), False, bound, False),
+        Op.LTE: (float("-inf"), False, bound, True),
+        Op.GT: (bound, False, float("inf"), False),
+        Op.GTE: (bound, True, float("inf"), False),
+    }.get(op)
+
+
+def _intersect(a: Interval, b: Interval) -> Interval:
+    low = max((a[0], not a[1]), (b[0], not b[1]))
+    high = min((a[2], a[3]), (b[2], b[3]))
+    return (low[0], not low[1], high[0], high[1])
+
+
+@dataclass
+class _EqualityField:
+    free: int = 0
+    accepted: dict[tuple[str, object], int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
+class _RangeField:
+    free: int = 0
+    bounds: list[float] = field(default_factory=list)
+    # 2k+1 regions for k bounds: below b0, b0 itself, between b0 and b1, b1, ..., above.
+    regions: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _TagField:
+    free: int = 0
+    accepted: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class ClauseIndex:
+    def __init__(self, clauses: Sequence[Clause]) -> None:
+        self.everything = (1 << len(clauses)) - 1
+        self._equality: dict[str, _EqualityField] = {}
+        self._ranges: dict[str, _RangeField] = {}
+        self._tags: dict[str, _TagField] = {}
+        ranges: dict[str, dict[int, Interval]] = defaultdict(dict)
+        for bit, clause in enumerate(clauses):
+            self._add(bit, clause, ranges)
+        for name, intervals in ranges.items():
+            self._ranges[name] = _build_range_field(intervals)
+        indexed: list[_EqualityField | _RangeField | _TagField] = [
+            *self._equality.values(),
+            *self._ranges.values(),
+            *self._tags.values(),
+        ]
+        for one in indexed:
+            one.free ^= self.everything  # from "constrained" to "not constrained"
+
+    def _add(self, bit: int, clause: Clause, ranges: dict[str, dict[int, Interval]]) -> None:
+        accepted: dict[str, frozenset[tuple[str, object]]] = {}
+        tag_done: set[str] = set()
+        mask = 1 << bit
+        for predicate in clause.predicates:
+            name = predicate.field
+            if predicate.op in (Op.EQ, Op.IN):
+                values = [predicate.value] if predicate.op is Op.EQ else predicate.value
+                keys = frozenset(filter(None, map(value_key, values)))
+                accepted[name] = accepted[name] & keys if name in accepted else keys
+            elif (interval := _interval(predicate)) is not None:
+                ranges[name][bit] = _intersect(ranges[name].get(bit, _EVERYTHING), interval)
+            elif predicate.op in (Op.CONTAINS_ANY, Op.CONTAINS_ALL) and name not in tag_done:
+                tag_done.add(name)
+                tags = self._tags.setdefault(name, _TagField())
+                tags.free |= mask
+                # contains_all needs every tag, so any one of them is a necessary condition.
+                wanted = predicate.value if predicate.op is Op.CONTAINS_ANY else predicate.value[:1]
+                for tag in wanted:
+                    tags.accepted[tag] |= mask
+        for name, keys in accepted.items():
+            equality = self._equality.setdefault(name, _EqualityField())
+            equality.free |= mask
+            for key in keys:
+                equality.accepted[key] |= mask
+
+    def candidates(self, facts: Facts) -> int:
+        mask = self.everything
+        for name, equality in self._equality.items():
+            key = value_key(facts.get(name))
+            mask &= equality.free | (equality.accepted.get(key, 0) if key else 0)
+        for name, ranges in self._ranges.items():
+            value = facts.get(name)
+            if is_number(value):
+                region = ranges.regions[_region(ranges.bounds, value)]  # type: ignore[arg-type]
+                mask &= ranges.free | region
+            else:
+                mask &= ranges.free
+        for name, tag_field in self._tags.items():
+            tags = facts.get(name)
+            accepted = 0
+            if isinstance(tags, frozenset):
+                for tag in tags:
+                    accepted |= tag_field.accepted.get(tag, 0)
+            mask &= tag_field.free | accepted
+        return mask
+
+
+def _region(bounds: list[float], x: float) -> int:
+    i = bisect.bisect_left(bounds, x)
+    return 2 * i + 1 if i < len(bounds) and bounds[i] == x else 2 * i
+
+
+def _build_range_field(intervals: dict[int, Interval]) -> _RangeField:
+    """For each region between bounds, the clauses whose interval covers it.
+
+    A region's membership changes only at bounds, so a running XOR of the bits that enter and
+    leave at each region builds every region's mask in one pass.
+    """
+    bounds = sorted(
+        {b for low, _, high, _ in intervals.values() for b in (low, high)}
+        - {
+            float("-inf"),
+            float("inf"),
+        }
+    )
+    position = {bound: i for i, bound in enumerate(bounds)}
+    toggles = [0] * (2 * len(bounds) + 2)
+    constrained = 0
+    for bit, interval in intervals.items():
+        constrained |= 1 << bit
+        first, last = _region_span(position, len(bounds), interval)
+        if first <= last:
+            toggles[first] ^= 1 << bit
+            toggles[last + 1] ^= 1 << bit
+    regions, running = [], 0
+    for toggle in toggles[:-1]:
+        running ^= toggle
+        regions.append(running)
+    result = _RangeField(free=constrained, bounds=bounds)
+    # `free` still holds the constrained bits here; the index flips it and ORs it into regions.
+    result.regions = regions
+    return result
+
+
+def _region_span(position: dict[float, int], count: int, interval: Interval) -> tuple[int, int]:
+    """The first and last region an interval covers."""
+    low, low_in, high, high_in = interval
+    if low == float("-inf"):
+        first = 0
+    else:
+        i = position[low]
+        first = 2 * i + 1 if low_in else 2 * i + 2
+    if high == float("inf"):
+        last = 2 * count
+    else:
+        i = position[high]
+        last = 2 * i + 1 if high_in else 2 * i
+    return first, last
+
+
+def iterate_bits(mask: int) -> Iterator[int]:
+    """Set bits from the lowest up."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low

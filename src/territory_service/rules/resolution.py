@@ -1,0 +1,274 @@
+"""Resolution: one customer's facts and situation in, its one owner and the reasons out.
+
+The steps of DESIGN §3, in order: a lock holds; a subsidiary follows its group's root; else the
+winning rule (ties by the rule set's tie policy; no match: the default territory's pool); then
+the owner inside the territory: the rule's named owner, else the current owner if still a
+member with room (stability first), else the territory's strategy, else the pool.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from territory_service.rules.directory import Directory, Load
+from territory_service.rules.facts import Facts
+from territory_service.rules.ruleset import CompiledRuleSet, Match, Rule, TiePolicy
+from territory_service.rules.strategies import choose_owner
+
+
+class Source(enum.StrEnum):
+    RULE = "rule"
+    GROUP = "group"
+    KEPT = "kept"  # a lock held: the ownership does not change
+
+
+class ConflictKind(enum.StrEnum):
+    RULE_TIE = "rule_tie"
+    DUPLICATE_CUSTOMER = "duplicate_customer"
+    GROUP_SPLIT = "group_split"
+    LOCKED_DRIFT = "locked_drift"
+    NO_CAPACITY = "no_capacity"
+    NO_MATCH = "no_match"
+    CLAIM_RACE = "claim_race"
+
+
+@dataclass(frozen=True)
+class Situation:
+    """Where the customer stands now, and where its group's root stands."""
+
+    customer_id: uuid.UUID
+    territory_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None
+    locked: bool = False
+    # The group root's ownership when the customer is a subsidiary and inherits (DESIGN §3.2).
+    group_root_id: uuid.UUID | None = None
+    group_territory_id: uuid.UUID | None = None
+    group_owner_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class ConflictSignal:
+    """Something a person should look at. `cause` identifies it, so a repeat updates the same
+    open conflict instead of adding one."""
+
+    kind: ConflictKind
+    cause: tuple[str, ...]
+    customer_id: uuid.UUID
+    territory_id: uuid.UUID | None = None
+    rule_ids: tuple[uuid.UUID, ...] = ()
+    owner_ids: tuple[uuid.UUID, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    step: str  # lock | group | rules | tie | no_match | named_owner | stability | strategy | pool
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    territory_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    source: Source
+    rule_id: uuid.UUID | None
+    ruleset_version: int
+    trace: tuple[Step, ...]
+    conflicts: tuple[ConflictSignal, ...]
+
+    def changes(self, situation: Situation) -> bool:
+        return (self.territory_id, self.owner_id) != (situation.territory_id, situation.owner_id)
+
+
+def resolve(
+    ruleset: CompiledRuleSet,
+    facts: Facts,
+    situation: Situation,
+    directory: Directory,
+    load: Load,
+) -> Decision:
+    """Decide one customer's owner. Pure: reads its arguments, changes nothing."""
+    trace: list[Step] = []
+    conflicts: list[ConflictSignal] = []
+    version = ruleset.spec.version
+    match = ruleset.match(facts)
+    territory_id, named_owner, rule = _territory_by_rules(
+        ruleset, match, situation, trace, conflicts
+    )
+
+    if situation.locked and situation.territory_id is not None:
+        trace.insert(
+            0, Step("lock", "ownership was set by a person and is locked; rules do not move it")
+        )
+        kept: list[ConflictSignal] = []
+        if (territory_id, named_owner or situation.owner_id) != (
+            situation.territory_id,
+            situation.owner_id,
+        ):
+            kept.append(_drift(situation, territory_id, rule, version))
+        in_group = situation.group_root_id is not None and situation.group_territory_id is not None
+        if in_group and situation.owner_id != situation.group_owner_id:
+            kept.append(_split(situation))
+        return Decision(
+            situation.territory_id,
+            situation.owner_id,
+            Source.KEPT,
+            None,
+            version,
+            tuple(trace),
+            tuple(kept),
+        )
+    if situation.group_root_id is not None and situation.group_territory_id is not None:
+        trace.insert(
+            0,
+            Step(
+                "group",
+                "a subsidiary follows its group company's ownership",
+                {"group_root_id": str(situation.group_root_id)},
+            ),
+        )
+        return Decision(
+            situation.group_territory_id,
+            situation.group_owner_id,
+            Source.GROUP,
+            None,
+            version,
+            tuple(trace),
+            (),
+        )
+    owner_id = _owner_in_territory(
+        territory_id, named_owner, situation, directory, load, trace, conflicts
+    )
+    return Decision(
+        territory_id,
+        owner_id,
+        Source.RULE,
+        rule.id if rule else None,
+        version,
+        tuple(trace),
+        tuple(conflicts),
+    )
+
+
+def _territory_by_rules(
+    ruleset: CompiledRuleSet,
+    match: Match,
+    situation: Situation,
+    trace: list[Step],
+    conflicts: list[ConflictSignal],
+) -> tuple[uuid.UUID, uuid.UUID | None, Rule | None]:
+    spec = ruleset.spec
+    if not match.top:
+        trace.append(Step("no_match", "no rule matched: the default territory's pool"))
+        conflicts.append(
+            ConflictSignal(
+                ConflictKind.NO_MATCH,
+                ("ruleset", str(spec.version)),
+                situation.customer_id,
+                territory_id=spec.default_territory_id,
+            )
+        )
+        return spec.default_territory_id, None, None
+    winner = match.top[0]
+    trace.append(
+        Step(
+            "rules",
+            f"rule {winner.name!r} wins at priority {winner.priority}",
+            {"rule_id": str(winner.id), "tied": [str(r.id) for r in match.top[1:]]},
+        )
+    )
+    if not match.is_tie:
+        return winner.territory_id, winner.owner_id, winner
+    tied = tuple(sorted({r.id for r in match.top}, key=str))
+    conflicts.append(
+        ConflictSignal(
+            ConflictKind.RULE_TIE,
+            ("rules", *map(str, tied)),
+            situation.customer_id,
+            territory_id=winner.territory_id,
+            rule_ids=tied,
+            details={"priority": winner.priority, "tie_policy": spec.tie_policy.value},
+        )
+    )
+    if spec.tie_policy is TiePolicy.POOL:
+        trace.append(
+            Step("tie", "rules tie with different targets: the default pool (policy pool)")
+        )
+        return spec.default_territory_id, None, None
+    trace.append(Step("tie", f"rules tie; the earliest created, {winner.name!r}, wins"))
+    return winner.territory_id, winner.owner_id, winner
+
+
+def _owner_in_territory(
+    territory_id: uuid.UUID,
+    named_owner: uuid.UUID | None,
+    situation: Situation,
+    directory: Directory,
+    load: Load,
+    trace: list[Step],
+    conflicts: list[ConflictSignal],
+) -> uuid.UUID | None:
+    if named_owner is not None:
+        owner = directory.owners.get(named_owner)
+        if owner is not None and owner.active:
+            trace.append(Step("named_owner", "the rule names the owner"))
+            return named_owner
+        trace.append(Step("named_owner", "the rule's named owner is inactive; the strategy picks"))
+    territory = directory.territories.get(territory_id)
+    members = territory.members if territory else ()
+    stays = situation.territory_id == territory_id and situation.owner_id is not None
+    if stays:
+        member = directory.member(territory_id, situation.owner_id)  # type: ignore[arg-type]
+        if member is not None and directory.has_room(territory_id, member, load, holds_it=True):
+            trace.append(Step("stability", "the current owner is still a member with room"))
+            return situation.owner_id
+    candidates = [m for m in members if directory.has_room(territory_id, m, load)]
+    if territory is None or not candidates:
+        trace.append(Step("pool", "no active member with room: the territory's pool"))
+        conflicts.append(
+            ConflictSignal(
+                ConflictKind.NO_CAPACITY,
+                ("territory", str(territory_id)),
+                situation.customer_id,
+                territory_id=territory_id,
+            )
+        )
+        return None
+    chosen = choose_owner(territory.strategy, situation.customer_id, territory_id, candidates, load)
+    trace.append(
+        Step(
+            "strategy",
+            f"{territory.strategy} picked among {len(candidates)} member(s) with room",
+            {"owner_id": str(chosen.owner_id)},
+        )
+    )
+    return chosen.owner_id
+
+
+def _drift(
+    situation: Situation, territory_id: uuid.UUID, rule: Rule | None, version: int
+) -> ConflictSignal:
+    return ConflictSignal(
+        ConflictKind.LOCKED_DRIFT,
+        ("customer", str(situation.customer_id), "ruleset", str(version)),
+        situation.customer_id,
+        territory_id=situation.territory_id,
+        rule_ids=(rule.id,) if rule else (),
+        details={"rules_territory_id": str(territory_id)},
+    )
+
+
+def _split(situation: Situation) -> ConflictSignal:
+    owners = tuple(o for o in (situation.owner_id, situation.group_owner_id) if o is not None)
+    return ConflictSignal(
+        ConflictKind.GROUP_SPLIT,
+        ("group", str(situation.group_root_id)),
+        situation.customer_id,
+        territory_id=situation.territory_id,
+        owner_ids=owners,
+        details={"group_root_id": str(situation.group_root_id)},
+    )

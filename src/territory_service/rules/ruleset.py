@@ -1,0 +1,113 @@
+"""A rule set compiled once per version: which rules match a customer, and which one wins."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+
+from territory_service.rules.compiled import Test, compile_clause
+from territory_service.rules.conditions import Condition, condition_holds
+from territory_service.rules.facts import Facts
+from territory_service.rules.index import ClauseIndex, iterate_bits
+
+
+class TiePolicy(enum.StrEnum):
+    """What happens when matching rules share the winning priority but name other targets."""
+
+    FIRST_CREATED = "first_created"  # the earliest-created of them wins; a conflict is logged
+    POOL = "pool"  # the default territory's pool; a conflict is logged
+    REJECT = "reject"  # validation refuses a rule set in which this can happen
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: uuid.UUID
+    name: str
+    priority: int
+    condition: Condition
+    territory_id: uuid.UUID
+    owner_id: uuid.UUID | None = None
+    enabled: bool = True
+    position: int = 0  # creation order within the rule set; earlier wins a first_created tie
+
+    @property
+    def order(self) -> tuple[int, int, str]:
+        return (self.priority, self.position, str(self.id))
+
+    @property
+    def target(self) -> tuple[uuid.UUID, uuid.UUID | None]:
+        return (self.territory_id, self.owner_id)
+
+
+@dataclass(frozen=True)
+class RuleSetSpec:
+    version: int
+    rules: tuple[Rule, ...]
+    default_territory_id: uuid.UUID
+    tie_policy: TiePolicy = TiePolicy.FIRST_CREATED
+
+
+@dataclass(frozen=True)
+class Match:
+    """The rules matching at the winning (lowest) priority, in creation order."""
+
+    top: tuple[Rule, ...]
+
+    @property
+    def priority(self) -> int | None:
+        return self.top[0].priority if self.top else None
+
+    @property
+    def is_tie(self) -> bool:
+        """Several winning rules name different targets (same target is no conflict)."""
+        return len({rule.target for rule in self.top}) > 1
+
+
+class CompiledRuleSet:
+    def __init__(self, spec: RuleSetSpec) -> None:
+        self.spec = spec
+        self.rules = tuple(sorted((r for r in spec.rules if r.enabled), key=lambda r: r.order))
+        self._clause_rule: list[Rule] = []
+        self._clause_test: list[Test] = []
+        clauses = []
+        for rule in self.rules:
+            for clause in rule.condition.clauses:
+                clauses.append(clause)
+                self._clause_rule.append(rule)
+                self._clause_test.append(compile_clause(clause))
+        self.index = ClauseIndex(clauses)
+
+    def match(self, facts: Facts) -> Match:
+        """The winning priority's rules, testing only the clauses the index leaves."""
+        top: list[Rule] = []
+        for bit in iterate_bits(self.index.candidates(facts)):
+            rule = self._clause_rule[bit]
+            if top and rule.priority > top[0].priority:
+                break
+            if (not top or top[-1] is not rule) and self._clause_test[bit](facts):
+                top.append(rule)
+        return Match(tuple(top))
+
+    def match_by_scan(self, facts: Facts) -> Match:
+        """The same answer from a plain first-match scan of every clause (the baseline)."""
+        top: list[Rule] = []
+        for rule, test in zip(self._clause_rule, self._clause_test, strict=True):
+            if top and rule.priority > top[0].priority:
+                break
+            if (not top or top[-1] is not rule) and test(facts):
+                top.append(rule)
+        return Match(tuple(top))
+
+    def all_matches(self, facts: Facts) -> tuple[Rule, ...]:
+        """Every enabled rule that matches, in priority order (for explain)."""
+        return tuple(r for r in self.rules if condition_holds(r.condition, facts))
+
+
+def reference_match(spec: RuleSetSpec, facts: Facts) -> Match:
+    """The specification, read literally: evaluate every enabled rule, keep the lowest priority."""
+    matching = [r for r in spec.rules if r.enabled and condition_holds(r.condition, facts)]
+    if not matching:
+        return Match(())
+    best = min(rule.priority for rule in matching)
+    return Match(tuple(sorted((r for r in matching if r.priority == best), key=lambda r: r.order)))
