@@ -140,8 +140,13 @@ def resolve(
             tuple(trace),
             (),
         )
-    owner_id = _owner_in_territory(
-        territory_id, named_owner, situation, directory, load, trace, conflicts
+    # No rule, or a tie sent to the pool: the default territory's pool, no owner to choose.
+    owner_id = (
+        None
+        if rule is None
+        else _owner_in_territory(
+            territory_id, named_owner, situation, directory, load, trace, conflicts
+        )
     )
     return Decision(
         territory_id,
