@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test lint types openapi check-openapi migrate clean
+.PHONY: run test lint types openapi check-openapi migrate bench clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ openapi: $(INSTALLED)
 
 check-openapi: $(INSTALLED)
 	$(BIN)/territory-service openapi --check
+
+## bench: the benchmarks in bench/, each printing ratios against a baseline from the same run
+bench: $(INSTALLED)
+	$(BIN)/python -m bench.resolve_bench
 
 migrate: $(INSTALLED)
 	$(BIN)/territory-service migrate

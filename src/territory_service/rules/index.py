@@ -13,6 +13,7 @@ by the elementary intervals between their bounds, tags (`contains_any`, `contain
 from __future__ import annotations
 
 import bisect
+import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -73,8 +74,7 @@ class ClauseIndex:
         self._ranges: dict[str, _RangeField] = {}
         self._tags: dict[str, _TagField] = {}
         ranges: dict[str, dict[int, Interval]] = defaultdict(dict)
-        for bit, clause in enumerate(clauses):
-            self._add(bit, clause, ranges)
+        self.exact = [self._add(bit, clause, ranges) for bit, clause in enumerate(clauses)]
         for name, intervals in ranges.items():
             self._ranges[name] = _build_range_field(intervals)
         indexed: list[_EqualityField | _RangeField | _TagField] = [
@@ -84,19 +84,27 @@ class ClauseIndex:
         ]
         for one in indexed:
             one.free ^= self.everything  # from "constrained" to "not constrained"
+        self.freeze()
 
-    def _add(self, bit: int, clause: Clause, ranges: dict[str, dict[int, Interval]]) -> None:
+    def _add(
+        self, bit: int, clause: Clause, ranges: dict[str, dict[int, Interval]]
+    ) -> frozenset[int]:
+        """Index one clause; returns the positions of the predicates the index decides exactly
+        (a candidate satisfies them, so only the others need testing)."""
         accepted: dict[str, frozenset[tuple[str, object]]] = {}
         tag_done: set[str] = set()
+        exact: set[int] = set()
         mask = 1 << bit
-        for predicate in clause.predicates:
+        for position, predicate in enumerate(clause.predicates):
             name = predicate.field
             if predicate.op in (Op.EQ, Op.IN):
                 values = [predicate.value] if predicate.op is Op.EQ else predicate.value
                 keys = frozenset(filter(None, map(value_key, values)))
                 accepted[name] = accepted[name] & keys if name in accepted else keys
+                exact.add(position)
             elif (interval := _interval(predicate)) is not None:
                 ranges[name][bit] = _intersect(ranges[name].get(bit, _EVERYTHING), interval)
+                exact.add(position)
             elif predicate.op in (Op.CONTAINS_ANY, Op.CONTAINS_ALL) and name not in tag_done:
                 tag_done.add(name)
                 tags = self._tags.setdefault(name, _TagField())
@@ -105,37 +113,57 @@ class ClauseIndex:
                 wanted = predicate.value if predicate.op is Op.CONTAINS_ANY else predicate.value[:1]
                 for tag in wanted:
                     tags.accepted[tag] |= mask
+                if len(wanted) == len(predicate.value):
+                    exact.add(position)
         for name, keys in accepted.items():
             equality = self._equality.setdefault(name, _EqualityField())
             equality.free |= mask
             for key in keys:
                 equality.accepted[key] |= mask
+        return frozenset(exact)
+
+    def freeze(self) -> None:
+        """Flatten the per-field tables into tuples for the hot path."""
+        # For equality the whole allowed mask is stored per value: one AND per field.
+        self._equality_table = tuple(
+            (name, f.free, {key: f.free | bits for key, bits in f.accepted.items()})
+            for name, f in self._equality.items()
+        )
+        self._range_table = tuple(
+            (name, f.free, f.bounds, tuple(f.free | region for region in f.regions))
+            for name, f in self._ranges.items()
+        )
+        self._tag_table = tuple((name, f.free, dict(f.accepted)) for name, f in self._tags.items())
 
     def candidates(self, facts: Facts) -> int:
         mask = self.everything
-        for name, equality in self._equality.items():
-            key = value_key(facts.get(name))
-            mask &= equality.free | (equality.accepted.get(key, 0) if key else 0)
-        for name, ranges in self._ranges.items():
+        for name, free, allowed in self._equality_table:
             value = facts.get(name)
-            if is_number(value):
-                region = ranges.regions[_region(ranges.bounds, value)]  # type: ignore[arg-type]
-                mask &= ranges.free | region
+            # value_key inlined for text: this runs for every customer and indexed field.
+            if type(value) is str:
+                mask &= allowed.get(("s", value), free)
+            elif value is None:
+                mask &= free
             else:
-                mask &= ranges.free
-        for name, tag_field in self._tags.items():
+                mask &= allowed.get(value_key(value), free)
+        for name, free, bounds, regions in self._range_table:
+            value = facts.get(name)
+            if type(value) in _NUMBER_TYPES and math.isfinite(value):
+                i = bisect.bisect_left(bounds, value)
+                mask &= regions[2 * i + 1 if i < len(bounds) and bounds[i] == value else 2 * i]
+            else:
+                mask &= free
+        for name, free, accepted in self._tag_table:
             tags = facts.get(name)
-            accepted = 0
-            if isinstance(tags, frozenset):
+            found = 0
+            if type(tags) is frozenset:
                 for tag in tags:
-                    accepted |= tag_field.accepted.get(tag, 0)
-            mask &= tag_field.free | accepted
+                    found |= accepted.get(tag, 0)
+            mask &= free | found
         return mask
 
 
-def _region(bounds: list[float], x: float) -> int:
-    i = bisect.bisect_left(bounds, x)
-    return 2 * i + 1 if i < len(bounds) and bounds[i] == x else 2 * i
+_NUMBER_TYPES = (int, float)
 
 
 def _build_range_field(intervals: dict[int, Interval]) -> _RangeField:

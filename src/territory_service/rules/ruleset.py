@@ -5,11 +5,12 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from territory_service.rules.compiled import Test, compile_clause
-from territory_service.rules.conditions import Condition, condition_holds
+from territory_service.rules.conditions import Clause, Condition, condition_holds
 from territory_service.rules.facts import Facts
-from territory_service.rules.index import ClauseIndex, iterate_bits
+from territory_service.rules.index import ClauseIndex
 
 
 class TiePolicy(enum.StrEnum):
@@ -48,8 +49,7 @@ class RuleSetSpec:
     tie_policy: TiePolicy = TiePolicy.FIRST_CREATED
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     """The rules matching at the winning (lowest) priority, in creation order."""
 
     top: tuple[Rule, ...]
@@ -69,23 +69,37 @@ class CompiledRuleSet:
         self.spec = spec
         self.rules = tuple(sorted((r for r in spec.rules if r.enabled), key=lambda r: r.order))
         self._clause_rule: list[Rule] = []
-        self._clause_test: list[Test] = []
-        clauses = []
+        clauses: list[Clause] = []
         for rule in self.rules:
             for clause in rule.condition.clauses:
                 clauses.append(clause)
                 self._clause_rule.append(rule)
-                self._clause_test.append(compile_clause(clause))
         self.index = ClauseIndex(clauses)
+        self._clause_test: list[Test] = [compile_clause(clause) for clause in clauses]
+        # What is left to test once the index has chosen a clause: the predicates it does not
+        # decide exactly (None: nothing, a candidate is a match).
+        self._residual_test: list[Test | None] = [
+            _residual(clause, exact)
+            for clause, exact in zip(clauses, self.index.exact, strict=True)
+        ]
 
     def match(self, facts: Facts) -> Match:
         """The winning priority's rules, testing only the clauses the index leaves."""
         top: list[Rule] = []
-        for bit in iterate_bits(self.index.candidates(facts)):
-            rule = self._clause_rule[bit]
-            if top and rule.priority > top[0].priority:
-                break
-            if (not top or top[-1] is not rule) and self._clause_test[bit](facts):
+        mask = self.index.candidates(facts)
+        clause_rule, residual_test = self._clause_rule, self._residual_test
+        while mask:  # set bits from the lowest: best-placed candidates first
+            low = mask & -mask
+            mask ^= low
+            bit = low.bit_length() - 1
+            rule = clause_rule[bit]
+            if top:
+                if rule.priority > top[0].priority:
+                    break
+                if top[-1] is rule:
+                    continue
+            residual = residual_test[bit]
+            if residual is None or residual(facts):
                 top.append(rule)
         return Match(tuple(top))
 
@@ -102,6 +116,11 @@ class CompiledRuleSet:
     def all_matches(self, facts: Facts) -> tuple[Rule, ...]:
         """Every enabled rule that matches, in priority order (for explain)."""
         return tuple(r for r in self.rules if condition_holds(r.condition, facts))
+
+
+def _residual(clause: Clause, exact: frozenset[int]) -> Test | None:
+    rest = tuple(p for position, p in enumerate(clause.predicates) if position not in exact)
+    return compile_clause(Clause(rest)) if rest else None
 
 
 def reference_match(spec: RuleSetSpec, facts: Facts) -> Match:
