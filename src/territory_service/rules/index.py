@@ -17,6 +17,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from territory_service.rules.compiled import value_key
 from territory_service.rules.conditions import Clause, Op, Predicate, is_number
@@ -125,7 +126,7 @@ class ClauseIndex:
     def freeze(self) -> None:
         """Flatten the per-field tables into tuples for the hot path."""
         # For equality the whole allowed mask is stored per value: one AND per field.
-        self._equality_table = tuple(
+        self._equality_table: tuple[tuple[str, int, dict[Any, int]], ...] = tuple(
             (name, f.free, {key: f.free | bits for key, bits in f.accepted.items()})
             for name, f in self._equality.items()
         )
@@ -148,9 +149,9 @@ class ClauseIndex:
                 mask &= allowed.get(value_key(value), free)
         for name, free, bounds, regions in self._range_table:
             value = facts.get(name)
-            if type(value) in _NUMBER_TYPES and math.isfinite(value):
-                i = bisect.bisect_left(bounds, value)
-                mask &= regions[2 * i + 1 if i < len(bounds) and bounds[i] == value else 2 * i]
+            if type(value) in _NUMBER_TYPES and math.isfinite(number := cast(float, value)):
+                i = bisect.bisect_left(bounds, number)
+                mask &= regions[2 * i + 1 if i < len(bounds) and bounds[i] == number else 2 * i]
             else:
                 mask &= free
         for name, free, accepted in self._tag_table:
