@@ -76,7 +76,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
-def string_enum(enum_class: type[enum.StrEnum], name: str) -> Enum:
+def string_enum(enum_class: type[enum.StrEnum], name: str, length: int = 16) -> Enum:
     """An enum stored as its string values in VARCHAR with a CHECK constraint (no native type,
     so adding a value is a plain migration on both backends)."""
     return Enum(
@@ -84,7 +84,7 @@ def string_enum(enum_class: type[enum.StrEnum], name: str) -> Enum:
         name=name,
         native_enum=False,
         create_constraint=True,
-        length=16,
+        length=length,
         values_callable=lambda members: [member.value for member in members],
     )
 

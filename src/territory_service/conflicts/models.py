@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from territory_service.db import Base, JSONDocument, UTCDateTime, Versioned, string_enum
+from territory_service.ids import new_id
+from territory_service.rules.resolution import ConflictKind
+
+
+class ConflictStatus(enum.StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+class Conflict(Versioned, Base):
+    """A situation that needs a person, logged once per cause: a repeat updates the open row."""
+
+    __tablename__ = "conflicts"
+    __table_args__ = (
+        Index(
+            "uq_conflicts_open_cause",
+            "cause",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_conflicts_kind_status", "kind", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    kind: Mapped[ConflictKind] = mapped_column(string_enum(ConflictKind, "conflict_kind", 24))
+    status: Mapped[ConflictStatus] = mapped_column(
+        string_enum(ConflictStatus, "conflict_status"), default=ConflictStatus.OPEN
+    )
+    cause: Mapped[str] = mapped_column(String(400))
+    territory_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("territories.id", ondelete="SET NULL"), index=True
+    )
+    # The first customers seen with this cause (at most 100) and how many there were.
+    customer_ids: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    customer_count: Mapped[int] = mapped_column(default=0)
+    rule_ids: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    owner_ids: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    ruleset_version: Mapped[int | None] = mapped_column()
+    occurrences: Mapped[int] = mapped_column(default=1)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    resolution_note: Mapped[str | None] = mapped_column(String(2000))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    closed_by_key_id: Mapped[uuid.UUID | None] = mapped_column()
