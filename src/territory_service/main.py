@@ -17,11 +17,15 @@ from territory_service.api_keys.endpoints import router as api_keys_router
 from territory_service.audit.endpoints import router as audit_router
 from territory_service.audit.middleware import AuditMiddleware
 from territory_service.config import Settings, get_settings
+from territory_service.conflicts.endpoints import router as conflicts_router
 from territory_service.customers.endpoints import router as customers_router
 from territory_service.db import create_engine, create_session_factory
+from territory_service.jobs.endpoints import router as jobs_router
 from territory_service.openapi import install_openapi
 from territory_service.operations.endpoints import router as operations_router
 from territory_service.owners.endpoints import router as owners_router
+from territory_service.ownership.endpoints import router as ownership_router
+from territory_service.rulesets.endpoints import router as rulesets_router
 from territory_service.territories.endpoints import router as territories_router
 
 DESCRIPTION = """
@@ -38,8 +42,12 @@ sent as the `ETag`; writes accept `If-Match` and answer 412 when the resource ch
 
 ROUTERS = (
     customers_router,
+    ownership_router,
+    rulesets_router,
+    jobs_router,
     owners_router,
     territories_router,
+    conflicts_router,
     api_keys_router,
     audit_router,
     operations_router,

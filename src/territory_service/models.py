@@ -5,8 +5,8 @@ from territory_service.audit.models import AuditEntry
 from territory_service.conflicts.models import Conflict
 from territory_service.customers.models import Customer
 from territory_service.db import Base
-from territory_service.owners.models import Owner
 from territory_service.jobs.models import Job
+from territory_service.owners.models import Owner
 from territory_service.ownership.models import Ownership, OwnershipEvent
 from territory_service.rulesets.models import RuleRow, RuleSet
 from territory_service.territories.models import Territory, TerritoryMember

@@ -13,12 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from territory_service.config import Settings
+from territory_service.conflicts.recorder import record_signals
 from territory_service.db import Base
+from territory_service.jobs.models import Job, JobKind, JobStatus
 from territory_service.main import create_app
+from territory_service.rules.resolution import ConflictKind, ConflictSignal
 from territory_service.security.scopes import Scope
 from tests.api.helpers import (
     assert_problem,
@@ -52,16 +56,26 @@ def required_scopes(operation: dict[str, Any]) -> list[Scope]:
     ]
 
 
-def request_body(operation: dict[str, Any]) -> dict[str, Any] | None:
+def request_body(operation: dict[str, Any], ids: dict[str, str]) -> dict[str, Any] | None:
     """A body that passes validation, so the refusal under test is the only reason to fail."""
     if "requestBody" not in operation:
         return None
+    catch_all = {"any_of": [{"all_of": []}]}
     bodies: dict[str, dict[str, Any]] = {
+        "create_ruleset": {"name": "矩阵规则", "default_territory_id": ids["territory_id"]},
+        "create_rule": {
+            "name": "all",
+            "priority": 1,
+            "condition": catch_all,
+            "territory_id": ids["territory_id"],
+        },
         "create_customer": {"source": "crm", "external_id": "M1", "name": "矩阵测试有限公司"},
         "upsert_customers": {"items": [{"source": "crm", "external_id": "M2", "name": "批量"}]},
         "create_owner": {"external_id": "m-owner", "name": "矩阵"},
         "create_territory": {"name": "矩阵区域"},
         "create_api_key": {"name": "matrix", "scopes": ["customers:read"]},
+        "resolve_conflict": {"note": "矩阵"},
+        "dismiss_conflict": {"note": "矩阵"},
     }
     return bodies.get(operation["operationId"], {})
 
@@ -76,11 +90,12 @@ async def call(
 ) -> httpx.Response:
     url = re.sub(r"\{(\w+)\}", lambda match: ids[match.group(1)], path)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return await client.request(method.upper(), url, json=request_body(operation), headers=headers)
+    body = request_body(operation, ids)
+    return await client.request(method.upper(), url, json=body, headers=headers)
 
 
 @pytest.fixture
-async def world(client: httpx.AsyncClient, engine: AsyncEngine) -> dict[str, str]:
+async def world(client: httpx.AsyncClient, engine: AsyncEngine, app: FastAPI) -> dict[str, str]:
     """Two sibling territories; every id the routes take points into the first one."""
     country = await create_territory(client, name="全国")
     home = await create_territory(client, name="华东", parent_id=country["id"])
@@ -90,12 +105,44 @@ async def world(client: httpx.AsyncClient, engine: AsyncEngine) -> dict[str, str
     customer = await create_customer(client)
     await place_customer(engine, customer, home, owner)
     key = (await client.post("/v1/api-keys", json={"name": "k", "scopes": ["owners:read"]})).json()
+    signal = ConflictSignal(
+        ConflictKind.NO_MATCH,
+        ("ruleset", "1"),
+        uuid.UUID(customer["id"]),
+        territory_id=uuid.UUID(home["id"]),
+    )
+    async with app.state.session_factory() as session, session.begin():
+        await record_signals(session, [signal], ruleset_version=1)
+    (conflict,) = (await client.get("/v1/conflicts")).json()["items"]
+    ruleset = (
+        await client.post("/v1/rulesets", json={"name": "草案", "default_territory_id": home["id"]})
+    ).json()
+    rule = (
+        await client.post(
+            f"/v1/rulesets/{ruleset['id']}/rules",
+            json={
+                "name": "华东",
+                "priority": 1,
+                "condition": {"any_of": [{"all_of": []}]},
+                "territory_id": home["id"],
+            },
+        )
+    ).json()
+    job = Job(
+        kind=JobKind.ACTIVATION, status=JobStatus.SUCCEEDED, subject_id=uuid.UUID(ruleset["id"])
+    )
+    async with app.state.session_factory() as session, session.begin():
+        session.add(job)
     return {
+        "ruleset_id": ruleset["id"],
+        "rule_id": rule["id"],
+        "job_id": str(job.id),
         "customer_id": customer["id"],
         "territory_id": home["id"],
         "owner_id": owner["id"],
         "key_id": key["id"],
         "elsewhere_id": elsewhere["id"],
+        "conflict_id": conflict["id"],
     }
 
 

@@ -12,7 +12,7 @@ from fastapi import Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
 from territory_service.api_keys import service as api_keys
-from territory_service.errors import Forbidden, ServiceError
+from territory_service.errors import Forbidden, NotFound, OutOfScope, ServiceError
 from territory_service.security.principal import Principal
 from territory_service.security.scopes import Scope
 
@@ -65,3 +65,19 @@ OwnersWrite = Annotated[Principal, Security(authenticate, scopes=[Scope.OWNERS_W
 TerritoriesRead = Annotated[Principal, Security(authenticate, scopes=[Scope.TERRITORIES_READ])]
 TerritoriesWrite = Annotated[Principal, Security(authenticate, scopes=[Scope.TERRITORIES_WRITE])]
 Admin = Annotated[Principal, Security(authenticate, scopes=[Scope.ADMIN])]
+
+
+async def unconfined(
+    request: Request, principal: Annotated[Principal, Security(authenticate)]
+) -> Principal:
+    """For global configuration (rule sets, jobs): no territory lies around it, so a key
+    confined to territories finds no such id (404) and cannot list or create them (403)."""
+    if principal.is_territory_scoped:
+        if request.path_params:
+            raise NotFound("resource", request.url.path)
+        raise OutOfScope("rule sets and jobs are global configuration; use an unconfined key")
+    return principal
+
+
+RulesRead = Annotated[Principal, Security(unconfined, scopes=[Scope.RULES_READ])]
+RulesWrite = Annotated[Principal, Security(unconfined, scopes=[Scope.RULES_WRITE])]

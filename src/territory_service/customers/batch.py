@@ -32,6 +32,7 @@ from territory_service.errors import (
     ServiceError,
 )
 from territory_service.ids import new_id
+from territory_service.ownership.resolver import resolve_customers
 from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 
@@ -138,6 +139,8 @@ async def _upsert_once(
                 continue
             touched.append((index, customer, outcome))
         await session.flush()
+        changed = [c for _, c, outcome in touched if outcome is not BatchItemStatus.UNCHANGED]
+        await resolve_customers(session, changed, actor=principal, reason="batch upsert")
     for index, customer, status in touched:
         plan.results[index] = BatchItemResult(
             index=index, status=status, id=customer.id, version=customer.version
@@ -182,8 +185,8 @@ async def _apply(
     if current is None:
         if state.confined:
             raise OutOfScope(
-                "a new customer lies in no territory until it is resolved, so a key confined "
-                "to territories cannot create it"
+                "a key confined to territories creates customers one at a time "
+                "(POST /v1/customers), so that each is checked against its territories"
             )
         customer = Customer(id=new_id(), **data.model_dump())
         repository.session.add(customer)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, select
+from sqlalchemy import ColumnElement, Select, exists, func, select
 from sqlalchemy.orm import joinedload
 
 from territory_service.customers.models import Customer
@@ -80,6 +80,18 @@ class CustomerRepository(TreeRepository[Customer]):
                 conditions.append(Ownership.territory_id == filters.territory_id)
         return conditions or None
 
+    async def reload(self, customer_id: uuid.UUID) -> Customer | None:
+        """The customer as stored now, its ownership included, if the caller may see it."""
+        statement = (
+            self.select()
+            .where(Customer.id == customer_id)
+            .execution_options(populate_existing=True)
+        )
+        found: Customer | None = (
+            (await self.session.execute(statement)).unique().scalar_one_or_none()
+        )
+        return found
+
     async def by_keys(
         self, keys: set[tuple[str, str]], *, for_update: bool
     ) -> dict[tuple[str, str], Customer]:
@@ -113,3 +125,13 @@ class CustomerRepository(TreeRepository[Customer]):
         statement = self.scoped(select(Customer.id).where(Customer.id.in_(ids)))
         rows = await self.session.execute(statement)
         return set(rows.scalars())
+
+    async def chunk_after(self, after: uuid.UUID | None, *, limit: int) -> list[Customer]:
+        """The next customers in id order, for bulk work in bounded chunks."""
+        statement = select(Customer).order_by(Customer.id).limit(limit)
+        if after is not None:
+            statement = statement.where(Customer.id > after)
+        return list((await self.session.execute(statement)).scalars())
+
+    async def count(self) -> int:
+        return int((await self.session.execute(select(func.count(Customer.id)))).scalar_one())

@@ -15,8 +15,10 @@ from territory_service.customers.repository import CustomerFilter, CustomerRepos
 from territory_service.customers.schemas import CustomerCreate, CustomerUpdate
 from territory_service.errors import HierarchyCycle, InvalidReference, OutOfScope, StillReferenced
 from territory_service.ownership.repository import OwnershipRepository
+from territory_service.ownership.resolver import resolve_customers
 from territory_service.pagination import Page
 from territory_service.preconditions import ExpectedVersion, check_expected
+from territory_service.rules.facts import FIELDS
 from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 
@@ -51,13 +53,17 @@ async def check_parent(
 async def visible_after_write(repository: CustomerRepository, customer_id: uuid.UUID) -> Customer:
     """The customer as the caller sees it once written; refused when it left the caller's reach."""
     await repository.session.flush()
-    customer = await repository.get(customer_id)
+    customer = await repository.reload(customer_id)
     if customer is None:
         raise OutOfScope(
             "the customer would not lie in this key's territories; "
             "a key confined to territories only keeps customers inside them"
         )
     return customer
+
+
+# Changes to what rules can read re-resolve a customer; `last_activity_at` and the like do not.
+RESOLUTION_INPUTS = frozenset(FIELDS) | {"attributes", "parent_id"}
 
 
 def _repository(session: AsyncSession, principal: Principal) -> CustomerRepository:
@@ -78,6 +84,7 @@ async def create_customer(
             await check_parent(repository, None, data.parent_id)
         await repository.ensure_unique(unique_keys(values))
         customer = await repository.add(Customer(**values))
+        await resolve_customers(session, [customer], actor=principal, reason="customer created")
         return await visible_after_write(repository, customer.id)
 
 
@@ -123,6 +130,8 @@ async def update_customer(
             await check_parent(repository, customer_id, changes["parent_id"])
         await repository.ensure_unique(unique_keys(changes, customer), exclude_id=customer_id)
         await repository.update(customer, changes)
+        if RESOLUTION_INPUTS & changes.keys():
+            await resolve_customers(session, [customer], actor=principal, reason="facts changed")
         return await visible_after_write(repository, customer_id)
 
 

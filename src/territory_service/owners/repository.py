@@ -37,3 +37,8 @@ class OwnerRepository(Repository[Owner]):
             return set()
         rows = await self.session.execute(select(Owner.id).where(Owner.id.in_(ids)))
         return set(rows.scalars())
+
+    async def by_ids(self, ids: set[uuid.UUID]) -> list[Owner]:
+        if not ids:
+            return []
+        return list((await self.session.execute(self.select().where(Owner.id.in_(ids)))).scalars())

@@ -42,6 +42,13 @@ class TerritoryRepository(TreeRepository[Territory]):
             statement = statement.where(Territory.parent_id.is_(None))
         return await paginate(self.session, statement, key=Territory.id, limit=limit, cursor=cursor)
 
+    async def by_ids(self, ids: set[uuid.UUID]) -> list[Territory]:
+        if not ids:
+            return []
+        return list(
+            (await self.session.execute(self.select().where(Territory.id.in_(ids)))).scalars()
+        )
+
     async def count_customers(self, territory_id: uuid.UUID) -> int:
         statement = select(func.count()).where(Ownership.territory_id == territory_id)
         return int((await self.session.execute(statement)).scalar_one())
@@ -74,3 +81,9 @@ class MemberRepository(Repository[TerritoryMember]):
         return await paginate(
             self.session, statement, key=TerritoryMember.owner_id, limit=limit, cursor=cursor
         )
+
+    async def of_territories(self, territory_ids: set[uuid.UUID]) -> list[TerritoryMember]:
+        if not territory_ids:
+            return []
+        statement = self.select().where(TerritoryMember.territory_id.in_(territory_ids))
+        return list((await self.session.execute(statement)).scalars())

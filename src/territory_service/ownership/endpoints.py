@@ -1,0 +1,97 @@
+import uuid
+
+from fastapi import APIRouter, Response
+
+from territory_service.api.dependencies import (
+    DEFAULT_PAGE_SIZE,
+    CursorQuery,
+    LimitQuery,
+    SessionDep,
+    set_etag,
+)
+from territory_service.api.problems import problem_responses
+from territory_service.api.security import CustomersRead
+from territory_service.customers.schemas import Attributes as AttributesField
+from territory_service.customers.schemas import CustomerFacts, Tags
+from territory_service.ownership import service
+from territory_service.ownership.schemas import (
+    Decision,
+    Explanation,
+    OwnershipEventOut,
+    OwnershipEventPage,
+    OwnershipOut,
+)
+from territory_service.schemas import ExternalId, Name
+
+router = APIRouter(tags=["ownership"])
+
+
+class ResolveRequest(CustomerFacts):
+    """The facts of a customer that need not exist: every field is optional."""
+
+    name: Name | None = None
+    source: ExternalId | None = None
+    external_id: ExternalId | None = None
+    tags: Tags = []
+    attributes: AttributesField = {}
+
+
+@router.get(
+    "/v1/customers/{customer_id}/ownership",
+    response_model=OwnershipOut,
+    responses=problem_responses(404),
+)
+async def get_ownership(
+    customer_id: uuid.UUID, session: SessionDep, principal: CustomersRead, response: Response
+) -> OwnershipOut:
+    """The customer's one current owner (404 until it has been resolved)."""
+    ownership = await service.get_ownership(session, customer_id=customer_id, principal=principal)
+    set_etag(response, ownership.version)
+    return OwnershipOut.model_validate(ownership)
+
+
+@router.get(
+    "/v1/customers/{customer_id}/explain",
+    response_model=Explanation,
+    responses=problem_responses(404, 409),
+)
+async def explain_ownership(
+    customer_id: uuid.UUID, session: SessionDep, principal: CustomersRead
+) -> Explanation:
+    """Why the customer belongs where it does: every matching rule with its priority, the
+    winner, and the lock, group, stability or strategy decision that followed."""
+    return await service.explain(session, customer_id=customer_id, principal=principal)
+
+
+@router.get(
+    "/v1/customers/{customer_id}/history",
+    response_model=OwnershipEventPage,
+    responses=problem_responses(404),
+)
+async def get_ownership_history(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    principal: CustomersRead,
+    limit: LimitQuery = DEFAULT_PAGE_SIZE,
+    cursor: CursorQuery = None,
+) -> OwnershipEventPage:
+    """Every ownership change of the customer, oldest first."""
+    page = await service.history(
+        session, customer_id=customer_id, limit=limit, cursor=cursor, principal=principal
+    )
+    return OwnershipEventPage(
+        items=[OwnershipEventOut.model_validate(e) for e in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.post("/v1/resolve", response_model=Decision, responses=problem_responses(409))
+async def resolve_customer(
+    body: ResolveRequest,
+    session: SessionDep,
+    principal: CustomersRead,  # noqa: ARG001 (checks the scope)
+) -> Decision:
+    """Who would own a customer with these facts? Stateless: nothing is stored. For lead
+    capture forms and previews; round_robin and weighted territories may give a stored customer
+    another member of the same territory."""
+    return await service.resolve_facts(session, customer=body.model_dump())

@@ -1,0 +1,130 @@
+"""Activating a rule set: the state change now, the re-resolution of every customer as a job.
+
+The job walks the customers in id order in bounded chunks, each chunk one transaction through
+the same resolution path a single customer takes, so a bulk run and one-by-one resolution agree.
+Only rows that change are written, each with its event; locked customers stay (and drift is
+logged); running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from territory_service.customers.repository import CustomerRepository
+from territory_service.db import utcnow
+from territory_service.errors import ConcurrentUpdate, Conflict
+from territory_service.jobs import service as jobs
+from territory_service.jobs.models import Job, JobKind, JobStatus
+from territory_service.jobs.repository import JobRepository
+from territory_service.ownership.resolver import resolve_customers
+from territory_service.rulesets.models import RuleSet, RuleSetState
+from territory_service.rulesets.repository import RuleSetRepository
+from territory_service.security.principal import Principal
+from territory_service.transaction import transaction
+
+CHUNK = 2000
+CHUNK_ATTEMPTS = 3
+
+
+class ActivationRunning(Conflict):
+    slug = "activation-running"
+    title = "Another activation is running"
+
+    def __init__(self, job_id: uuid.UUID | None) -> None:
+        super().__init__(
+            "a rule set is being activated; wait for its job to finish",
+            job_id=None if job_id is None else str(job_id),
+        )
+
+
+async def start_activation(
+    session: AsyncSession,
+    session_factory: async_sessionmaker[AsyncSession],
+    *,
+    ruleset_id: uuid.UUID,
+    principal: Principal,
+) -> Job:
+    repository = JobRepository(session)
+
+    async def explain() -> None:
+        running = await repository.unfinished(JobKind.ACTIVATION)
+        raise ActivationRunning(running.id if running else None)
+
+    async with transaction(session, resource="rule set", explain_integrity_error=explain):
+        running = await repository.unfinished(JobKind.ACTIVATION, for_update=True)
+        if running is not None:
+            if not jobs.is_abandoned(running):
+                raise ActivationRunning(running.id)
+            await repository.update(
+                running,
+                {"status": JobStatus.FAILED, "error": "abandoned", "finished_at": utcnow()},
+            )
+        ruleset = await _make_active(session, ruleset_id)
+        job = await repository.add(
+            Job(kind=JobKind.ACTIVATION, subject_id=ruleset.id, created_by_key_id=principal.key_id)
+        )
+    reason = f"rule set {ruleset.number} activated"
+
+    async def work() -> dict[str, Any]:
+        return await re_resolve_all(session_factory, job.id, actor=principal, reason=reason)
+
+    jobs.start(session_factory, job.id, work)
+    return job
+
+
+async def _make_active(session: AsyncSession, ruleset_id: uuid.UUID) -> RuleSet:
+    rulesets = RuleSetRepository(session)
+    ruleset = await rulesets.get_or_raise(ruleset_id, for_update=True)
+    if ruleset.state is RuleSetState.ARCHIVED:
+        raise Conflict(f"rule set {ruleset.number} is archived; copy it into a new draft")
+    if ruleset.state is RuleSetState.DRAFT:
+        active = await rulesets.active(for_update=True)
+        now = utcnow()
+        if active is not None:
+            await rulesets.update(active, {"state": RuleSetState.ARCHIVED, "archived_at": now})
+        await rulesets.update(ruleset, {"state": RuleSetState.ACTIVE, "activated_at": now})
+    return ruleset
+
+
+async def re_resolve_all(
+    session_factory: async_sessionmaker[AsyncSession],
+    job_id: uuid.UUID,
+    *,
+    actor: Principal | None,
+    reason: str,
+) -> dict[str, Any]:
+    async with session_factory() as session, transaction(session, resource="customer"):
+        total = await CustomerRepository(session).count()
+    await jobs.report(session_factory, job_id, total=total)
+    after: uuid.UUID | None = None
+    done = changed = 0
+    while True:
+        for attempt in range(CHUNK_ATTEMPTS):
+            try:
+                count, written, last = await _resolve_chunk(session_factory, after, actor, reason)
+                break
+            except ConcurrentUpdate:
+                if attempt == CHUNK_ATTEMPTS - 1:
+                    raise
+        if last is None:
+            break
+        after, done, changed = last, done + count, changed + written
+        await jobs.report(session_factory, job_id, done=done)
+    return {"customers": done, "changed": changed}
+
+
+async def _resolve_chunk(
+    session_factory: async_sessionmaker[AsyncSession],
+    after: uuid.UUID | None,
+    actor: Principal | None,
+    reason: str,
+) -> tuple[int, int, uuid.UUID | None]:
+    async with session_factory() as session, transaction(session, resource="customer"):
+        customers = await CustomerRepository(session).chunk_after(after, limit=CHUNK)
+        if not customers:
+            return 0, 0, None
+        resolved = await resolve_customers(session, customers, actor=actor, reason=reason)
+        return len(customers), resolved.changed, customers[-1].id

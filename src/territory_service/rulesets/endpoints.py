@@ -1,0 +1,218 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from territory_service.api.dependencies import (
+    DEFAULT_PAGE_SIZE,
+    CursorQuery,
+    ExpectedVersionDep,
+    LimitQuery,
+    SessionDep,
+    set_etag,
+)
+from territory_service.api.problems import problem_responses
+from territory_service.api.security import RulesRead, RulesWrite
+from territory_service.jobs.schemas import Job
+from territory_service.rulesets import activation, service
+from territory_service.rulesets.models import RuleSetState
+from territory_service.rulesets.schemas import (
+    Rule,
+    RuleCreate,
+    RulePage,
+    RuleSet,
+    RuleSetCreate,
+    RuleSetPage,
+    RuleSetUpdate,
+    RuleUpdate,
+)
+
+router = APIRouter(prefix="/v1/rulesets", tags=["rule sets"])
+
+# The scope parameters below are checked by their dependency; the endpoints need no value.
+# ruff: noqa: ARG001
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RuleSet,
+    responses=problem_responses(409),
+)
+async def create_ruleset(
+    body: RuleSetCreate, session: SessionDep, principal: RulesWrite, response: Response
+) -> RuleSet:
+    """Create a draft rule set, empty or (`copy_active`) a copy of the active one's rules."""
+    ruleset = await service.create_ruleset(session, data=body)
+    set_etag(response, ruleset.version)
+    response.headers["Location"] = f"/v1/rulesets/{ruleset.id}"
+    return RuleSet.model_validate(ruleset)
+
+
+@router.get("", response_model=RuleSetPage, responses=problem_responses())
+async def list_rulesets(
+    session: SessionDep,
+    principal: RulesRead,
+    state: Annotated[
+        RuleSetState | None, Query(description="Only rule sets in this state.")
+    ] = None,
+    limit: LimitQuery = DEFAULT_PAGE_SIZE,
+    cursor: CursorQuery = None,
+) -> RuleSetPage:
+    """List rule sets, oldest first."""
+    page = await service.list_rulesets(session, state=state, limit=limit, cursor=cursor)
+    return RuleSetPage(
+        items=[RuleSet.model_validate(r) for r in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/{ruleset_id}", response_model=RuleSet, responses=problem_responses(404))
+async def get_ruleset(
+    ruleset_id: uuid.UUID, session: SessionDep, principal: RulesRead, response: Response
+) -> RuleSet:
+    """Get one rule set."""
+    ruleset = await service.get_ruleset(session, ruleset_id=ruleset_id)
+    set_etag(response, ruleset.version)
+    return RuleSet.model_validate(ruleset)
+
+
+@router.patch(
+    "/{ruleset_id}", response_model=RuleSet, responses=problem_responses(400, 404, 409, 412)
+)
+async def update_ruleset(
+    ruleset_id: uuid.UUID,
+    body: RuleSetUpdate,
+    session: SessionDep,
+    principal: RulesWrite,
+    expected: ExpectedVersionDep,
+    response: Response,
+) -> RuleSet:
+    """Change a draft rule set (409 for an active or archived one)."""
+    ruleset = await service.update_ruleset(
+        session, ruleset_id=ruleset_id, data=body, expected=expected
+    )
+    set_etag(response, ruleset.version)
+    return RuleSet.model_validate(ruleset)
+
+
+@router.delete(
+    "/{ruleset_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 404, 409, 412),
+)
+async def delete_ruleset(
+    ruleset_id: uuid.UUID, session: SessionDep, principal: RulesWrite, expected: ExpectedVersionDep
+) -> None:
+    """Delete a draft rule set with its rules."""
+    await service.delete_ruleset(session, ruleset_id=ruleset_id, expected=expected)
+
+
+@router.post(
+    "/{ruleset_id}/rules",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Rule,
+    responses=problem_responses(404, 409),
+)
+async def create_rule(
+    ruleset_id: uuid.UUID,
+    body: RuleCreate,
+    session: SessionDep,
+    principal: RulesWrite,
+    response: Response,
+) -> Rule:
+    """Add a rule to a draft. The condition is checked: unknown fields, operators that do not
+    fit the field, and values that do not fit either answer 422 pointing at the predicate."""
+    rule = await service.create_rule(session, ruleset_id=ruleset_id, data=body)
+    set_etag(response, rule.version)
+    response.headers["Location"] = f"/v1/rulesets/{ruleset_id}/rules/{rule.id}"
+    return Rule.model_validate(rule)
+
+
+@router.get("/{ruleset_id}/rules", response_model=RulePage, responses=problem_responses(404))
+async def list_rules(
+    ruleset_id: uuid.UUID,
+    session: SessionDep,
+    principal: RulesRead,
+    limit: LimitQuery = DEFAULT_PAGE_SIZE,
+    cursor: CursorQuery = None,
+) -> RulePage:
+    """List a rule set's rules."""
+    page = await service.list_rules(session, ruleset_id=ruleset_id, limit=limit, cursor=cursor)
+    return RulePage(
+        items=[Rule.model_validate(r) for r in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/{ruleset_id}/rules/{rule_id}", response_model=Rule, responses=problem_responses(404))
+async def get_rule(
+    ruleset_id: uuid.UUID,
+    rule_id: uuid.UUID,
+    session: SessionDep,
+    principal: RulesRead,
+    response: Response,
+) -> Rule:
+    """Get one rule."""
+    rule = await service.get_rule(session, ruleset_id=ruleset_id, rule_id=rule_id)
+    set_etag(response, rule.version)
+    return Rule.model_validate(rule)
+
+
+@router.patch(
+    "/{ruleset_id}/rules/{rule_id}",
+    response_model=Rule,
+    responses=problem_responses(400, 404, 409, 412),
+)
+async def update_rule(
+    ruleset_id: uuid.UUID,
+    rule_id: uuid.UUID,
+    body: RuleUpdate,
+    session: SessionDep,
+    principal: RulesWrite,
+    expected: ExpectedVersionDep,
+    response: Response,
+) -> Rule:
+    """Change a rule of a draft."""
+    rule = await service.update_rule(
+        session, ruleset_id=ruleset_id, rule_id=rule_id, data=body, expected=expected
+    )
+    set_etag(response, rule.version)
+    return Rule.model_validate(rule)
+
+
+@router.delete(
+    "/{ruleset_id}/rules/{rule_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 404, 409, 412),
+)
+async def delete_rule(
+    ruleset_id: uuid.UUID,
+    rule_id: uuid.UUID,
+    session: SessionDep,
+    principal: RulesWrite,
+    expected: ExpectedVersionDep,
+) -> None:
+    """Remove a rule from a draft."""
+    await service.delete_rule(session, ruleset_id=ruleset_id, rule_id=rule_id, expected=expected)
+
+
+@router.post(
+    "/{ruleset_id}/activate",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Job,
+    responses=problem_responses(404, 409),
+)
+async def activate_ruleset(
+    ruleset_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: RulesWrite,
+    response: Response,
+) -> Job:
+    """Make a draft the active rule set (the active one is archived) and re-resolve every
+    customer as a job: 202 with `Location: /v1/jobs/{id}`. One activation runs at a time (409
+    otherwise); activating the active set again re-resolves and changes nothing."""
+    job = await activation.start_activation(
+        session, request.app.state.session_factory, ruleset_id=ruleset_id, principal=principal
+    )
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return Job.model_validate(job)

@@ -1,0 +1,113 @@
+import datetime as dt
+import uuid
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from territory_service.rules.ruleset import TiePolicy
+from territory_service.rulesets.conditions import ConditionIn
+from territory_service.rulesets.models import RuleSetState
+from territory_service.schemas import (
+    InputModel,
+    Name,
+    OptionalLongText,
+    OutputModel,
+    PageOut,
+    ResourceOut,
+    reject_null,
+)
+
+Priority = Field(ge=-1_000_000, le=1_000_000, description="Lower wins.")
+
+
+class RuleSetCreate(InputModel):
+    name: Name
+    description: OptionalLongText = None
+    default_territory_id: uuid.UUID = Field(
+        description="Where customers no rule matches wait (in the territory's pool)."
+    )
+    tie_policy: TiePolicy = TiePolicy.FIRST_CREATED
+    copy_active: bool = Field(
+        default=False, description="Start from a copy of the active rule set's rules."
+    )
+
+
+class RuleSetUpdate(InputModel):
+    name: Name | None = None
+    description: OptionalLongText = None
+    default_territory_id: uuid.UUID | None = None
+    tie_policy: TiePolicy | None = None
+
+    _not_null = field_validator("name", "default_territory_id", "tie_policy", mode="before")(
+        reject_null
+    )
+
+
+class RuleSet(ResourceOut):
+    id: uuid.UUID
+    number: int = Field(description="The rule-set version ownership records refer to.")
+    name: str
+    description: str | None
+    state: RuleSetState
+    default_territory_id: uuid.UUID
+    tie_policy: TiePolicy
+    copied_from_id: uuid.UUID | None
+    activated_at: dt.datetime | None
+    archived_at: dt.datetime | None
+
+
+class RuleSetPage(PageOut):
+    items: list[RuleSet]
+
+
+class RuleCreate(InputModel):
+    name: Name
+    priority: int = Priority
+    condition: ConditionIn
+    territory_id: uuid.UUID
+    owner_id: uuid.UUID | None = Field(default=None, description="A named account's owner.")
+    enabled: bool = True
+
+
+class RuleUpdate(InputModel):
+    name: Name | None = None
+    priority: int | None = Priority
+    condition: ConditionIn | None = None
+    territory_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None
+    enabled: bool | None = None
+
+    _not_null = field_validator(
+        "name", "priority", "condition", "territory_id", "enabled", mode="before"
+    )(reject_null)
+
+
+class Rule(ResourceOut):
+    id: uuid.UUID
+    ruleset_id: uuid.UUID
+    name: str
+    priority: int
+    condition: dict[str, Any]
+    territory_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    enabled: bool
+    position: int = Field(description="Creation order; the earliest wins a first_created tie.")
+
+
+class RulePage(PageOut):
+    items: list[Rule]
+
+
+class ValidationIssue(OutputModel):
+    severity: str = Field(description="`error` blocks activation; `warning` does not.")
+    code: str
+    message: str
+    rule_ids: list[uuid.UUID] = Field(default_factory=list)
+    example: dict[str, Any] | None = Field(
+        default=None, description="Facts of a customer that shows the issue."
+    )
+
+
+class ValidationReport(OutputModel):
+    valid: bool
+    issues: list[ValidationIssue]
