@@ -60,7 +60,7 @@ def request_body(operation: dict[str, Any], ids: dict[str, str]) -> dict[str, An
     """A body that passes validation, so the refusal under test is the only reason to fail."""
     if "requestBody" not in operation:
         return None
-    catch_all = {"any_of": [{"all_of": []}]}
+    catch_all: dict[str, Any] = {"any_of": [{"all_of": []}]}
     bodies: dict[str, dict[str, Any]] = {
         "create_ruleset": {"name": "矩阵规则", "default_territory_id": ids["territory_id"]},
         "create_rule": {

@@ -18,7 +18,7 @@ from tests.api.helpers import (
     list_all,
 )
 
-CATCH_ALL = {"any_of": [{"all_of": []}]}
+CATCH_ALL: dict[str, Any] = {"any_of": [{"all_of": []}]}
 
 
 def where(field: str, op: str, value: Any = None) -> dict[str, Any]:
