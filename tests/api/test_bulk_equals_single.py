@@ -1,0 +1,125 @@
+"""The bulk activation path gives every customer the owner it gets when resolved alone.
+
+Random rule sets (ties, ranges at their edges, tags, custom attributes) over random customers,
+on SQLite and PostgreSQL: once through the activation job, once customer by customer in id
+order (each its own transaction), starting from no ownership both times.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from territory_service.customers.models import Customer
+from territory_service.jobs import service as jobs
+from territory_service.ownership.models import Ownership, OwnershipEvent
+from territory_service.ownership.resolver import resolve_customers
+from tests.api.helpers import create_owner, create_territory
+
+PROVINCES = ["上海", "江苏", "广东", None]
+TAGS = ["strategic", "key", "new"]
+
+
+def random_condition(rng: random.Random) -> dict[str, Any]:
+    choices: list[dict[str, Any]] = [
+        {"field": "province", "op": "in", "value": rng.sample(PROVINCES[:3], 2)},
+        {"field": "employees", "op": rng.choice(["gte", "lt"]), "value": rng.choice([10, 50, 100])},
+        {"field": "employees", "op": "between", "value": [10, 100]},
+        {"field": "tags", "op": "contains_any", "value": rng.sample(TAGS, 1)},
+        {"field": "attributes.channel", "op": "eq", "value": rng.choice(["direct", "partner"])},
+        {"field": "tier", "op": "neq", "value": "C"},
+    ]
+    return {
+        "any_of": [
+            {"all_of": rng.sample(choices, rng.randint(1, 2))} for _ in range(rng.randint(1, 2))
+        ]
+    }
+
+
+def random_customer(rng: random.Random, n: int) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "source": "crm",
+        "external_id": f"R{n}",
+        "name": f"随机{n}",
+        "province": rng.choice(PROVINCES),
+        "employees": rng.choice([None, 9, 10, 11, 50, 99, 100, 101]),
+        "tier": rng.choice(["A", "B", "C", None]),
+        "tags": rng.sample(TAGS, rng.randint(0, 2)),
+    }
+    if rng.random() < 0.7:
+        body["attributes"] = {"channel": rng.choice(["direct", "partner", True])}
+    return body
+
+
+async def owners_now(engine: AsyncEngine) -> dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID | None]]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(Ownership.customer_id, Ownership.territory_id, Ownership.owner_id)
+        )
+        return {c: (t, o) for c, t, o in rows}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_bulk_activation_equals_resolving_each_customer_alone(
+    client: httpx.AsyncClient, app: FastAPI, engine: AsyncEngine, seed: int
+) -> None:
+    rng = random.Random(seed)
+    root = await create_territory(client)
+    territories = []
+    for strategy in ("round_robin", "weighted", "least_loaded"):
+        territory = await create_territory(client, parent_id=root["id"], strategy=strategy)
+        for _ in range(rng.randint(1, 3)):
+            owner = await create_owner(client)
+            member = {"weight": rng.randint(1, 3), "capacity": rng.choice([None, 2, 5])}
+            await client.put(
+                f"/v1/territories/{territory['id']}/members/{owner['id']}", json=member
+            )
+        territories.append(territory)
+    for n in range(40):
+        assert (await client.post("/v1/customers", json=random_customer(rng, n))).status_code == 201
+    ruleset = (
+        await client.post(
+            "/v1/rulesets",
+            json={
+                "name": "random",
+                "default_territory_id": root["id"],
+                "tie_policy": rng.choice(["first_created", "pool"]),
+            },
+        )
+    ).json()
+    for n in range(8):
+        body = {
+            "name": f"r{n}",
+            "priority": rng.randint(1, 3),
+            "condition": random_condition(rng),
+            "territory_id": rng.choice(territories)["id"],
+        }
+        assert (
+            await client.post(f"/v1/rulesets/{ruleset['id']}/rules", json=body)
+        ).status_code == 201
+
+    await client.post(f"/v1/rulesets/{ruleset['id']}/activate")
+    await jobs.wait_for_all()
+    bulk = await owners_now(engine)
+
+    async with engine.begin() as connection:
+        await connection.execute(delete(OwnershipEvent))
+        await connection.execute(delete(Ownership))
+    async with app.state.session_factory() as session:
+        ids = list((await session.execute(select(Customer.id).order_by(Customer.id))).scalars())
+    for customer_id in ids:
+        async with app.state.session_factory() as session, session.begin():
+            customer = await session.get(Customer, customer_id)
+            assert customer is not None
+            await resolve_customers(session, [customer], actor=None, reason="one by one")
+    single = await owners_now(engine)
+
+    assert len(bulk) == 40
+    assert single == bulk
