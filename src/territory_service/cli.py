@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.config import Settings, get_settings
 from territory_service.logs import configure_logging
@@ -59,9 +59,13 @@ async def _with_session(settings: Settings, work: Callable[[AsyncSession], Await
 def _demo(settings: Settings, _args: argparse.Namespace) -> int:
     from territory_service.demo.admin_key import ensure_demo_admin_key
     from territory_service.demo.loader import load_demo_data
+    from territory_service.rulesets.activation import re_resolve_all
 
     async def load(session: AsyncSession) -> tuple[str, bool]:
-        await load_demo_data(session)
+        if await load_demo_data(session):
+            # The demo's rule set is active: resolve every customer, as an activation would.
+            factory = async_sessionmaker(session.bind, expire_on_commit=False)
+            await re_resolve_all(factory, actor=None, reason="demo rule set")
         return await ensure_demo_admin_key(session, settings.demo_key_file)
 
     secret, new = asyncio.run(_with_session(settings, load))

@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from territory_service.demo.admin_key import ensure_demo_admin_key
 from territory_service.demo.loader import load_demo_data
+from territory_service.demo.rules import UNCOVERED_PROVINCE
+from territory_service.rulesets.activation import re_resolve_all
 from tests.api.helpers import list_all
 
 
@@ -59,3 +61,21 @@ async def test_demo_admin_key_is_written_once_and_replaced_when_revoked(
 
     assert (new, second != first) == (True, True)
     assert path.read_text().strip() == second
+
+
+async def test_the_demo_rule_set_gives_every_customer_an_owner_and_shows_its_conflicts(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    async with app.state.session_factory() as session:
+        await load_demo_data(session)
+    result = await re_resolve_all(app.state.session_factory, actor=None, reason="demo")
+
+    assert result["customers"] == result["changed"] >= 1800
+    tibet = await list_all(client, "/v1/customers", province=UNCOVERED_PROVINCE, limit=1000)
+    # No regional rule covers it: those no other rule catches wait in the default pool.
+    gap = [c for c in tibet if c["ownership"]["owner_id"] is None]
+    assert gap
+    kinds = {c["kind"] for c in await list_all(client, "/v1/conflicts")}
+    assert {"no_match", "rule_tie"} <= kinds
+    explained = (await client.get(f"/v1/customers/{gap[0]['id']}/explain")).json()
+    assert [step["step"] for step in explained["decision"]["trace"]] == ["no_match"]

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.customers.models import Customer
 from territory_service.demo.dataset import build_demo_dataset
+from territory_service.demo.rules import build_demo_ruleset
 from territory_service.owners.models import Owner
 from territory_service.territories.models import Territory
 
@@ -25,7 +26,15 @@ async def load_demo_data(session: AsyncSession) -> bool:
         dataset = build_demo_dataset()
         # Parents come before children in every list, so one flush per list keeps foreign keys
         # satisfied on both backends.
-        for rows in (dataset.territories, dataset.owners, dataset.members, dataset.customers):
+        ruleset, rules = build_demo_ruleset(dataset)
+        for rows in (
+            dataset.territories,
+            dataset.owners,
+            dataset.members,
+            dataset.customers,
+            [ruleset],
+            rules,
+        ):
             session.add_all(rows)
             await session.flush()
     logger.info(

@@ -9,6 +9,7 @@ logged); running it again changes nothing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -68,8 +69,13 @@ async def start_activation(
         )
     reason = f"rule set {ruleset.number} activated"
 
+    async def report(**changes: Any) -> None:
+        await jobs.report(session_factory, job.id, **changes)
+
     async def work() -> dict[str, Any]:
-        return await re_resolve_all(session_factory, job.id, actor=principal, reason=reason)
+        return await re_resolve_all(
+            session_factory, actor=principal, reason=reason, progress=report
+        )
 
     jobs.start(session_factory, job.id, work)
     return job
@@ -89,16 +95,22 @@ async def _make_active(session: AsyncSession, ruleset_id: uuid.UUID) -> RuleSet:
     return ruleset
 
 
+Progress = Callable[..., Awaitable[None]]
+
+
 async def re_resolve_all(
     session_factory: async_sessionmaker[AsyncSession],
-    job_id: uuid.UUID,
     *,
     actor: Principal | None,
     reason: str,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
+    """Resolve every customer with the active rule set, chunk by chunk; `progress(total=...)`
+    then `progress(done=...)` after each chunk."""
     async with session_factory() as session, transaction(session, resource="customer"):
         total = await CustomerRepository(session).count()
-    await jobs.report(session_factory, job_id, total=total)
+    if progress is not None:
+        await progress(total=total)
     after: uuid.UUID | None = None
     done = changed = 0
     while True:
@@ -112,7 +124,8 @@ async def re_resolve_all(
         if last is None:
             break
         after, done, changed = last, done + count, changed + written
-        await jobs.report(session_factory, job_id, done=done)
+        if progress is not None:
+            await progress(done=done)
     return {"customers": done, "changed": changed}
 
 
