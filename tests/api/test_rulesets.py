@@ -206,3 +206,63 @@ async def test_a_second_activation_while_one_runs_is_refused(
         session.add(Job(kind=JobKind.ACTIVATION, status=JobStatus.RUNNING))
     response = await client.post(f"/v1/rulesets/{regions['ruleset']['id']}/activate")
     assert_problem(response, 409, "activation-running")
+
+
+async def test_validate_reports_overlaps_with_an_example_and_reject_blocks_activation(
+    client: httpx.AsyncClient, regions: dict[str, Any]
+) -> None:
+    ruleset = (
+        await client.post(
+            "/v1/rulesets",
+            json={
+                "name": "strict",
+                "default_territory_id": regions["country"]["id"],
+                "tie_policy": "reject",
+            },
+        )
+    ).json()
+    await add_rule(
+        client,
+        ruleset,
+        name="上海",
+        priority=1,
+        condition=where("province", "eq", "上海"),
+        territory_id=regions["east"]["id"],
+    )
+    await add_rule(
+        client,
+        ruleset,
+        name="大客户",
+        priority=1,
+        condition=where("employees", "gte", 1000),
+        territory_id=regions["south"]["id"],
+    )
+    await add_rule(
+        client,
+        ruleset,
+        name="never",
+        priority=2,
+        condition={
+            "any_of": [
+                {
+                    "all_of": [
+                        {"field": "tier", "op": "eq", "value": "A"},
+                        {"field": "tier", "op": "eq", "value": "B"},
+                    ]
+                }
+            ]
+        },
+        territory_id=regions["east"]["id"],
+    )
+
+    report = (await client.post(f"/v1/rulesets/{ruleset['id']}/validate")).json()
+
+    assert report["valid"] is False
+    by_code = {issue["code"]: issue for issue in report["issues"]}
+    assert set(by_code) == {"overlap", "never_matches"}
+    assert by_code["overlap"]["severity"] == "error"
+    assert by_code["overlap"]["example"]["province"] == "上海"
+    assert by_code["overlap"]["example"]["employees"] >= 1000
+    refused = await client.post(f"/v1/rulesets/{ruleset['id']}/activate")
+    assert_problem(refused, 422, "ruleset-invalid")
+    assert (await client.get(f"/v1/rulesets/{ruleset['id']}")).json()["state"] == "draft"

@@ -24,10 +24,10 @@ from territory_service.rules.conditions import Clause, Op, Predicate, is_number
 from territory_service.rules.facts import Facts
 
 Interval = tuple[float, bool, float, bool]  # low, low inclusive, high, high inclusive
-_EVERYTHING: Interval = (float("-inf"), False, float("inf"), False)
+WHOLE_LINE: Interval = (float("-inf"), False, float("inf"), False)
 
 
-def _interval(predicate: Predicate) -> Interval | None:
+def interval_of(predicate: Predicate) -> Interval | None:
     op, value = predicate.op, predicate.value
     if op is Op.BETWEEN:
         return (float(value[0]), True, float(value[1]), False)
@@ -42,7 +42,7 @@ def _interval(predicate: Predicate) -> Interval | None:
     }.get(op)
 
 
-def _intersect(a: Interval, b: Interval) -> Interval:
+def intersect(a: Interval, b: Interval) -> Interval:
     low = max((a[0], not a[1]), (b[0], not b[1]))
     high = min((a[2], a[3]), (b[2], b[3]))
     return (low[0], not low[1], high[0], high[1])
@@ -103,8 +103,8 @@ class ClauseIndex:
                 keys = frozenset(filter(None, map(value_key, values)))
                 accepted[name] = accepted[name] & keys if name in accepted else keys
                 exact.add(position)
-            elif (interval := _interval(predicate)) is not None:
-                ranges[name][bit] = _intersect(ranges[name].get(bit, _EVERYTHING), interval)
+            elif (interval := interval_of(predicate)) is not None:
+                ranges[name][bit] = intersect(ranges[name].get(bit, WHOLE_LINE), interval)
                 exact.add(position)
             elif predicate.op in (Op.CONTAINS_ANY, Op.CONTAINS_ALL) and name not in tag_done:
                 tag_done.add(name)

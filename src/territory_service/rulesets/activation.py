@@ -16,13 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.customers.repository import CustomerRepository
 from territory_service.db import utcnow
-from territory_service.errors import ConcurrentUpdate, Conflict
+from territory_service.errors import ConcurrentUpdate, Conflict, ServiceError
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind, JobStatus
 from territory_service.jobs.repository import JobRepository
 from territory_service.ownership.resolver import resolve_customers
 from territory_service.rulesets.models import RuleSet, RuleSetState
 from territory_service.rulesets.repository import RuleSetRepository
+from territory_service.rulesets.schemas import ValidationReport
+from territory_service.rulesets.service import report_for
 from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 
@@ -38,6 +40,19 @@ class ActivationRunning(Conflict):
         super().__init__(
             "a rule set is being activated; wait for its job to finish",
             job_id=None if job_id is None else str(job_id),
+        )
+
+
+class InvalidRuleSet(ServiceError):
+    status = 422
+    slug = "ruleset-invalid"
+    title = "The rule set does not pass validation"
+
+    def __init__(self, report: ValidationReport) -> None:
+        errors = [issue for issue in report.issues if issue.severity == "error"]
+        super().__init__(
+            "; ".join(issue.message for issue in errors[:5]),
+            issues=[issue.model_dump(mode="json") for issue in errors],
         )
 
 
@@ -87,6 +102,9 @@ async def _make_active(session: AsyncSession, ruleset_id: uuid.UUID) -> RuleSet:
     if ruleset.state is RuleSetState.ARCHIVED:
         raise Conflict(f"rule set {ruleset.number} is archived; copy it into a new draft")
     if ruleset.state is RuleSetState.DRAFT:
+        report = await report_for(session, ruleset)
+        if not report.valid:
+            raise InvalidRuleSet(report)
         active = await rulesets.active(for_update=True)
         now = utcnow()
         if active is not None:

@@ -25,6 +25,7 @@ from territory_service.rulesets.schemas import (
     RuleSetPage,
     RuleSetUpdate,
     RuleUpdate,
+    ValidationReport,
 )
 
 router = APIRouter(prefix="/v1/rulesets", tags=["rule sets"])
@@ -193,6 +194,19 @@ async def delete_rule(
 ) -> None:
     """Remove a rule from a draft."""
     await service.delete_rule(session, ruleset_id=ruleset_id, rule_id=rule_id, expected=expected)
+
+
+@router.post(
+    "/{ruleset_id}/validate", response_model=ValidationReport, responses=problem_responses(404)
+)
+async def validate_ruleset(
+    ruleset_id: uuid.UUID, session: SessionDep, principal: RulesRead
+) -> ValidationReport:
+    """Static checks, changing nothing: rules that can never match, rules a higher-priority
+    rule always beats, same-priority rules with different targets that can both match (with an
+    example customer; an error under tie policy `reject`), inactive named owners and target
+    territories without active members. Activation refuses a rule set with errors."""
+    return await service.validate_ruleset(session, ruleset_id=ruleset_id)
 
 
 @router.post(

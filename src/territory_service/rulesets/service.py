@@ -13,13 +13,21 @@ from territory_service.errors import Conflict, InvalidReference, NotFound, Servi
 from territory_service.owners.repository import OwnerRepository
 from territory_service.pagination import Page
 from territory_service.preconditions import ExpectedVersion, check_expected
+from territory_service.rules.analysis import analyse
 from territory_service.rules.conditions import check_condition
-from territory_service.rules.ruleset import CompiledRuleSet, Rule, RuleSetSpec
+from territory_service.rules.ruleset import CompiledRuleSet, Rule, RuleSetSpec, TiePolicy
 from territory_service.rulesets.conditions import ConditionIn, to_engine
 from territory_service.rulesets.models import RuleRow, RuleSet, RuleSetState
 from territory_service.rulesets.repository import RuleRepository, RuleSetRepository
-from territory_service.rulesets.schemas import RuleCreate, RuleSetCreate, RuleSetUpdate, RuleUpdate
-from territory_service.territories.repository import TerritoryRepository
+from territory_service.rulesets.schemas import (
+    RuleCreate,
+    RuleSetCreate,
+    RuleSetUpdate,
+    RuleUpdate,
+    ValidationIssue,
+    ValidationReport,
+)
+from territory_service.territories.repository import MemberRepository, TerritoryRepository
 from territory_service.transaction import transaction
 
 
@@ -274,3 +282,58 @@ async def delete_rule(
         check_expected(expected, "rule", rule.version)
         await RuleRepository(session).delete(rule)
         await _touch(session, ruleset)
+
+
+async def validate_ruleset(session: AsyncSession, *, ruleset_id: uuid.UUID) -> ValidationReport:
+    async with transaction(session, resource="rule set"):
+        ruleset = await RuleSetRepository(session).get_or_raise(ruleset_id)
+        return await report_for(session, ruleset)
+
+
+async def report_for(session: AsyncSession, ruleset: RuleSet) -> ValidationReport:
+    """The static checks of the rule set's rules, and what they target in the database."""
+    rows = await RuleRepository(session).of_ruleset(ruleset.id)
+    spec = spec_of(ruleset, rows)
+    issues = [
+        ValidationIssue(
+            severity=(
+                "error"
+                if finding.code == "overlap" and ruleset.tie_policy is TiePolicy.REJECT
+                else "warning"
+            ),
+            code=finding.code,
+            message=finding.message,
+            rule_ids=list(finding.rule_ids),
+            example=finding.example,
+        )
+        for finding in analyse(spec)
+    ]
+    members = await MemberRepository(session).of_territories({r.territory_id for r in rows})
+    owners = {
+        o.id: o
+        for o in await OwnerRepository(session).by_ids(
+            {m.owner_id for m in members} | {r.owner_id for r in rows if r.owner_id}
+        )
+    }
+    staffed = {m.territory_id for m in members if owners[m.owner_id].active}
+    for row in rows:
+        if row.owner_id is not None and not owners[row.owner_id].active:
+            issues.append(
+                ValidationIssue(
+                    severity="warning",
+                    code="inactive_owner",
+                    message=f"rule {row.name!r} names an inactive owner; the strategy will pick",
+                    rule_ids=[row.id],
+                )
+            )
+        if row.owner_id is None and row.territory_id not in staffed:
+            issues.append(
+                ValidationIssue(
+                    severity="warning",
+                    code="no_active_members",
+                    message=f"rule {row.name!r} targets a territory without active members; "
+                    "its customers will wait in the pool",
+                    rule_ids=[row.id],
+                )
+            )
+    return ValidationReport(valid=all(i.severity != "error" for i in issues), issues=issues)
