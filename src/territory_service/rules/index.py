@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -213,11 +213,3 @@ def _region_span(position: dict[float, int], count: int, interval: Interval) -> 
         i = position[high]
         last = 2 * i + 1 if high_in else 2 * i
     return first, last
-
-
-def iterate_bits(mask: int) -> Iterator[int]:
-    """Set bits from the lowest up."""
-    while mask:
-        low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low
