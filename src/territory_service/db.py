@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     MetaData,
+    Table,
     event,
     exists,
     func,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -100,6 +102,15 @@ def json_array_contains(column: Any, value: str, dialect: str) -> ColumnElement[
         return type_coerce(column, JSONB).contains([value])
     elements = func.json_each(column).table_valued("value")
     return exists(select(text("1")).select_from(elements).where(elements.c.value == value))
+
+
+def dialect_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT with the dialect's `ON CONFLICT` clauses (both backends speak the same upsert)."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no upsert for {dialect}")
 
 
 def utcnow() -> dt.datetime:

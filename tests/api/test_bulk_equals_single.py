@@ -1,8 +1,9 @@
 """The bulk activation path gives every customer the owner it gets when resolved alone.
 
 Random rule sets (ties, ranges at their edges, tags, custom attributes) over random customers,
-on SQLite and PostgreSQL: once through the activation job, once customer by customer in id
-order (each its own transaction), starting from no ownership both times.
+with subsidiaries that follow their group, on SQLite and PostgreSQL: once through the
+activation job, once customer by customer in id order (each its own transaction), starting
+from no ownership both times.
 """
 
 from __future__ import annotations
@@ -82,8 +83,14 @@ async def test_bulk_activation_equals_resolving_each_customer_alone(
                 f"/v1/territories/{territory['id']}/members/{owner['id']}", json=member
             )
         territories.append(territory)
+    created: list[str] = []
     for n in range(40):
-        assert (await client.post("/v1/customers", json=random_customer(rng, n))).status_code == 201
+        body = random_customer(rng, n)
+        if created and rng.random() < 0.2:  # a subsidiary of an earlier customer's group
+            body["parent_id"] = rng.choice(created)
+        response = await client.post("/v1/customers", json=body)
+        assert response.status_code == 201
+        created.append(response.json()["id"])
     ruleset = (
         await client.post(
             "/v1/rulesets",

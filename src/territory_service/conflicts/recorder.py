@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
 
 from territory_service.conflicts.models import Conflict, ConflictStatus
-from territory_service.db import utcnow
+from territory_service.db import dialect_insert, utcnow
 from territory_service.ids import new_id
 from territory_service.rules.resolution import ConflictSignal
 
@@ -88,14 +88,8 @@ def _row(
     }
 
 
-def _upsert(dialect: str) -> postgresql.Insert | sqlite.Insert:
-    statement: postgresql.Insert | sqlite.Insert
-    if dialect == "postgresql":
-        statement = postgresql.insert(_TABLE)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(_TABLE)
-    else:
-        raise NotImplementedError(f"no conflict upsert for {dialect}")
+def _upsert(dialect: str) -> Insert:
+    statement = dialect_insert(dialect, _TABLE)
     new = statement.excluded
     return statement.on_conflict_do_update(
         index_elements=[_TABLE.c.cause],

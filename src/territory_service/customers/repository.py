@@ -133,5 +133,9 @@ class CustomerRepository(TreeRepository[Customer]):
             statement = statement.where(Customer.id > after)
         return list((await self.session.execute(statement)).scalars())
 
+    async def by_ids(self, ids: set[uuid.UUID]) -> list[Customer]:
+        statement = self.select().where(Customer.id.in_(ids)).order_by(Customer.id)
+        return list((await self.session.execute(statement)).scalars())
+
     async def count(self) -> int:
         return int((await self.session.execute(select(func.count(Customer.id)))).scalar_one())

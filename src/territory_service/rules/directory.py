@@ -47,12 +47,12 @@ class Load:
     def move(
         self,
         old: tuple[uuid.UUID, uuid.UUID | None] | None,
-        new: tuple[uuid.UUID, uuid.UUID | None],
+        new: tuple[uuid.UUID, uuid.UUID | None] | None,
     ) -> None:
         if old is not None and old[1] is not None:
             self.in_territory[(old[0], old[1])] -= 1
             self.total[old[1]] -= 1
-        if new[1] is not None:
+        if new is not None and new[1] is not None:
             self.in_territory[(new[0], new[1])] += 1
             self.total[new[1]] += 1
 

@@ -75,6 +75,8 @@ class CompiledRuleSet:
                 clauses.append(clause)
                 self._clause_rule.append(rule)
         self.index = ClauseIndex(clauses)
+        # The facts any enabled rule reads: bulk work loads only these.
+        self.fields = frozenset(p.field for clause in clauses for p in clause.predicates)
         self._clause_test: list[Test] = [compile_clause(clause) for clause in clauses]
         # What is left to test once the index has chosen a clause: the predicates it does not
         # decide exactly (None: nothing, a candidate is a match).

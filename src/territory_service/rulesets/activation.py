@@ -14,17 +14,19 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.repository import CustomerRepository
 from territory_service.db import utcnow
 from territory_service.errors import ConcurrentUpdate, Conflict, ServiceError
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind, JobStatus
 from territory_service.jobs.repository import JobRepository
+from territory_service.ownership.bulk import Change, PoolRun, write_changes
 from territory_service.ownership.resolver import resolve_customers
 from territory_service.rulesets.models import RuleSet, RuleSetState
 from territory_service.rulesets.repository import RuleSetRepository
 from territory_service.rulesets.schemas import ValidationReport
-from territory_service.rulesets.service import report_for
+from territory_service.rulesets.service import compiled, report_for
 from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 
@@ -123,9 +125,13 @@ async def re_resolve_all(
     reason: str,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Resolve every customer with the active rule set, chunk by chunk; `progress(total=...)`
-    then `progress(done=...)` after each chunk."""
+    """Resolve every customer with the active rule set, chunk by chunk, each chunk one
+    transaction; `progress(total=...)` then `progress(done=...)` after each chunk."""
     async with session_factory() as session, transaction(session, resource="customer"):
+        active = await RuleSetRepository(session).active()
+        if active is None:
+            return {"customers": 0, "changed": 0}
+        run = await PoolRun.prepare(session, await compiled(session, active))
         total = await CustomerRepository(session).count()
     if progress is not None:
         await progress(total=total)
@@ -134,14 +140,15 @@ async def re_resolve_all(
     while True:
         for attempt in range(CHUNK_ATTEMPTS):
             try:
-                count, written, last = await _resolve_chunk(session_factory, after, actor, reason)
+                outcome = await _resolve_chunk(session_factory, run, after, actor, reason)
                 break
             except ConcurrentUpdate:
                 if attempt == CHUNK_ATTEMPTS - 1:
                     raise
-        if last is None:
+        if outcome is None:
             break
-        after, done, changed = last, done + count, changed + written
+        count, written, after = outcome
+        done, changed = done + count, changed + written
         if progress is not None:
             await progress(done=done)
     return {"customers": done, "changed": changed}
@@ -149,13 +156,34 @@ async def re_resolve_all(
 
 async def _resolve_chunk(
     session_factory: async_sessionmaker[AsyncSession],
+    run: PoolRun,
     after: uuid.UUID | None,
     actor: Principal | None,
     reason: str,
-) -> tuple[int, int, uuid.UUID | None]:
-    async with session_factory() as session, transaction(session, resource="customer"):
-        customers = await CustomerRepository(session).chunk_after(after, limit=CHUNK)
-        if not customers:
-            return 0, 0, None
-        resolved = await resolve_customers(session, customers, actor=actor, reason=reason)
-        return len(customers), resolved.changed, customers[-1].id
+) -> tuple[int, int, uuid.UUID] | None:
+    """One chunk in one transaction: decide, write what changed, log the conflicts. Rows a
+    concurrent writer changed meanwhile are resolved again under a row lock. When the
+    transaction fails, the run's load forgets the chunk's moves, so a retry starts clean."""
+    applied: list[Change] = []
+    try:
+        async with session_factory() as session, transaction(session, resource="customer"):
+            rows = await run.read(session, after=after, limit=CHUNK)
+            if not rows:
+                return None
+            decided = run.decide(rows)
+            applied = decided.changes
+            lost = await write_changes(session, decided.changes, actor=actor, reason=reason)
+            run.undo(lost)
+            applied = [change for change in applied if change not in lost]
+            changed = len(applied)
+            if lost:
+                customers = await CustomerRepository(session).by_ids(
+                    {change.customer_id for change in lost}
+                )
+                resolved = await resolve_customers(session, customers, actor=actor, reason=reason)
+                changed += resolved.changed
+            await record_signals(session, decided.signals, ruleset_version=run.ruleset.spec.version)
+    except BaseException:
+        run.undo(applied)
+        raise
+    return len(rows), changed, decided.last_id

@@ -42,6 +42,11 @@ class TerritoryRepository(TreeRepository[Territory]):
             statement = statement.where(Territory.parent_id.is_(None))
         return await paginate(self.session, statement, key=Territory.id, limit=limit, cursor=cursor)
 
+    async def ids(self) -> set[uuid.UUID]:
+        return set(
+            (await self.session.execute(self.select().with_only_columns(Territory.id))).scalars()
+        )
+
     async def by_ids(self, ids: set[uuid.UUID]) -> list[Territory]:
         if not ids:
             return []

@@ -1,0 +1,284 @@
+"""Resolving the whole pool: the set-based path behind rule-set activation and simulation.
+
+A run streams the customers in id order, chunk by chunk, reading only the facts its rule set
+uses, and decides each one with the same `resolve` a single customer goes through. The
+directory (every territory, member and owner), the load and the group roots' places are read
+once and kept in memory; they move as customers move, so every customer sees what the ones
+before it left, exactly as resolving them one by one in id order would.
+
+Writing is set-based too: a chunk's changed rows go in one upsert that is a compare-and-set on
+the ownership version (`ON CONFLICT ... DO UPDATE ... WHERE version = expected`), and their
+events in one insert. A row that a concurrent writer changed in between is not overwritten;
+the run reports it as lost and the caller resolves it again under a row lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from territory_service.customers.models import Customer
+from territory_service.db import dialect_insert, utcnow
+from territory_service.logs import request_id_var
+from territory_service.ownership.models import Ownership, OwnershipEvent
+from territory_service.ownership.resolver import SOURCES, directory_for
+from territory_service.rules.directory import Directory, Load
+from territory_service.rules.facts import ATTRIBUTE_PREFIX, FIELDS
+from territory_service.rules.resolution import ConflictSignal, Decision, Situation, resolve
+from territory_service.rules.ruleset import CompiledRuleSet
+from territory_service.security.principal import Principal
+from territory_service.territories.repository import TerritoryRepository
+
+Place = tuple[uuid.UUID, uuid.UUID | None]  # (territory, owner); owner None: the pool
+
+_OWNERSHIPS: Table = Ownership.__table__  # type: ignore[assignment]
+_EVENTS: Table = OwnershipEvent.__table__  # type: ignore[assignment]
+# Rows per statement when writing; keeps each statement under both drivers' parameter limits.
+WRITE_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Change:
+    """A customer whose ownership the run changes."""
+
+    customer_id: uuid.UUID
+    version: int | None  # the current row's version; None: the customer has no row yet
+    before: Place | None
+    decision: Decision
+
+    @property
+    def after(self) -> Place:
+        return (self.decision.territory_id, self.decision.owner_id)
+
+
+@dataclass(frozen=True)
+class Decided:
+    """One chunk's outcome: every customer's place before and after, what changes, the
+    conflicts raised."""
+
+    places: list[tuple[uuid.UUID, Place | None, Place]]  # customer, before, after
+    changes: list[Change]
+    signals: list[ConflictSignal]
+    last_id: uuid.UUID
+
+
+class PoolRun:
+    """The state one pass over the pool carries from chunk to chunk."""
+
+    def __init__(
+        self,
+        ruleset: CompiledRuleSet,
+        directory: Directory,
+        load: Load,
+        roots: dict[uuid.UUID, uuid.UUID],
+        root_places: dict[uuid.UUID, Place],
+    ) -> None:
+        self.ruleset = ruleset
+        self.directory = directory
+        self.load = load
+        self.roots = roots  # subsidiary -> its group's root
+        self.root_places = root_places  # the roots' current places, moved as they move
+        self._group_roots = set(roots.values())
+        fields = ruleset.fields
+        self._columns = tuple(sorted(f for f in fields if f in FIELDS and f != "tags"))
+        self._tags = "tags" in fields
+        self._attributes = any(f.startswith(ATTRIBUTE_PREFIX) for f in fields)
+
+    @classmethod
+    async def prepare(cls, session: AsyncSession, ruleset: CompiledRuleSet) -> PoolRun:
+        directory, load = await directory_for(session, await TerritoryRepository(session).ids())
+        children = await session.execute(
+            select(Customer.id, Customer.parent_id).where(Customer.parent_id.is_not(None))
+        )
+        parents: dict[uuid.UUID, uuid.UUID] = {
+            child: parent for child, parent in children if parent is not None
+        }
+        roots = {child: _root_of(child, parents) for child in parents}
+        root_places: dict[uuid.UUID, Place] = {}
+        wanted = sorted(set(roots.values()))
+        for start in range(0, len(wanted), WRITE_BATCH):
+            rows = await session.execute(
+                select(Ownership.customer_id, Ownership.territory_id, Ownership.owner_id).where(
+                    Ownership.customer_id.in_(wanted[start : start + WRITE_BATCH])
+                )
+            )
+            root_places.update((c, (t, o)) for c, t, o in rows)
+        return cls(ruleset, directory, load, roots, root_places)
+
+    async def read(
+        self, session: AsyncSession, *, after: uuid.UUID | None, limit: int
+    ) -> Sequence[Sequence[Any]]:
+        """The next customers in id order with their ownership and the facts the rules read."""
+        facts = [getattr(Customer, name) for name in self._columns]
+        if self._tags:
+            facts.append(Customer.tags)
+        if self._attributes:
+            facts.append(Customer.attributes)
+        statement = (
+            select(
+                Customer.id,
+                Ownership.territory_id,
+                Ownership.owner_id,
+                Ownership.locked,
+                Ownership.version,
+                *facts,
+            )
+            .outerjoin(Ownership, Ownership.customer_id == Customer.id)
+            .order_by(Customer.id)
+            .limit(limit)
+        )
+        if after is not None:
+            statement = statement.where(Customer.id > after)
+        return cast(Sequence[Sequence[Any]], (await session.execute(statement)).all())
+
+    def decide(self, rows: Sequence[Sequence[Any]]) -> Decided:
+        """Resolve a chunk read by `read`, moving the load as customers move."""
+        places: list[tuple[uuid.UUID, Place | None, Place]] = []
+        changes: list[Change] = []
+        signals: list[ConflictSignal] = []
+        columns, first_fact = self._columns, 5
+        for row in rows:
+            customer_id, territory_id, owner_id, locked = row[0], row[1], row[2], row[3]
+            facts: dict[str, Any] = dict(zip(columns, row[first_fact:], strict=False))
+            position = first_fact + len(columns)
+            if self._tags:
+                facts["tags"] = frozenset(row[position] or ())
+                position += 1
+            if self._attributes:
+                for key, value in (row[position] or {}).items():
+                    facts[ATTRIBUTE_PREFIX + key] = value
+            situation = self._situation(customer_id, territory_id, owner_id, bool(locked))
+            decision = resolve(self.ruleset, facts, situation, self.directory, self.load)
+            signals.extend(decision.conflicts)
+            before = None if territory_id is None else (territory_id, owner_id)
+            after = (decision.territory_id, decision.owner_id)
+            places.append((customer_id, before, after))
+            if decision.source in SOURCES and (before is None or before != after):
+                change = Change(customer_id, row[4], before, decision)
+                changes.append(change)
+                self._move(customer_id, before, after)
+        return Decided(places, changes, signals, rows[-1][0])
+
+    def undo(self, changes: Sequence[Change]) -> None:
+        """Take back the moves of changes that were not written."""
+        for change in reversed(changes):
+            self._move(change.customer_id, change.after, change.before)
+
+    def _move(self, customer_id: uuid.UUID, old: Place | None, new: Place | None) -> None:
+        self.load.move(old, new)
+        if customer_id in self._group_roots:
+            if new is None:
+                self.root_places.pop(customer_id, None)
+            else:
+                self.root_places[customer_id] = new
+
+    def _situation(
+        self,
+        customer_id: uuid.UUID,
+        territory_id: uuid.UUID | None,
+        owner_id: uuid.UUID | None,
+        locked: bool,
+    ) -> Situation:
+        root = self.roots.get(customer_id)
+        root_place = None if root is None else self.root_places.get(root)
+        if root_place is None:
+            return Situation(customer_id, territory_id, owner_id, locked)
+        return Situation(
+            customer_id, territory_id, owner_id, locked, root, root_place[0], root_place[1]
+        )
+
+
+def _root_of(customer_id: uuid.UUID, parents: dict[uuid.UUID, uuid.UUID]) -> uuid.UUID:
+    """The top of a customer's parent chain (a cycle stops where it closes)."""
+    root, seen = parents[customer_id], {customer_id}
+    while root in parents and root not in seen:
+        seen.add(root)
+        root = parents[root]
+    return root
+
+
+async def write_changes(
+    session: AsyncSession,
+    changes: Sequence[Change],
+    *,
+    actor: Principal | None,
+    reason: str,
+) -> list[Change]:
+    """Write the changes with their events in the caller's transaction; return the ones lost to
+    a concurrent writer (their rows are untouched)."""
+    if not changes:
+        return []
+    now = utcnow()
+    insert = dialect_insert(session.get_bind().dialect.name, _OWNERSHIPS)
+    new = insert.excluded
+    upsert = insert.on_conflict_do_update(
+        index_elements=[_OWNERSHIPS.c.customer_id],
+        set_={
+            name: new[name]
+            for name in (
+                "territory_id",
+                "owner_id",
+                "source",
+                "rule_id",
+                "ruleset_version",
+                "locked",
+                "version",
+                "assigned_at",
+            )
+        },  # fmt: skip
+        where=_OWNERSHIPS.c.version == new.version - 1,
+    ).returning(_OWNERSHIPS.c.customer_id)
+    written: set[uuid.UUID] = set()
+    for start in range(0, len(changes), WRITE_BATCH):
+        batch = changes[start : start + WRITE_BATCH]
+        result = await session.execute(upsert, [_ownership_row(c, now) for c in batch])
+        written.update(result.scalars())
+    won = [c for c in changes if c.customer_id in written]
+    if won:
+        events = [_event_row(c, now, actor=actor, reason=reason) for c in won]
+        await session.execute(_EVENTS.insert(), events)
+    return [c for c in changes if c.customer_id not in written]
+
+
+def _ownership_row(change: Change, now: object) -> dict[str, Any]:
+    decision = change.decision
+    return {
+        "customer_id": change.customer_id,
+        "territory_id": decision.territory_id,
+        "owner_id": decision.owner_id,
+        "source": SOURCES[decision.source],
+        "rule_id": decision.rule_id,
+        "ruleset_version": decision.ruleset_version,
+        "locked": False,
+        "version": (change.version or 0) + 1,
+        "assigned_at": now,
+    }
+
+
+def _event_row(
+    change: Change, now: object, *, actor: Principal | None, reason: str
+) -> dict[str, Any]:
+    decision = change.decision
+    before = change.before or (None, None)
+    return {
+        "customer_id": change.customer_id,
+        "version": (change.version or 0) + 1,
+        "from_territory_id": before[0],
+        "from_owner_id": before[1],
+        "territory_id": decision.territory_id,
+        "owner_id": decision.owner_id,
+        "source": SOURCES[decision.source],
+        "rule_id": decision.rule_id,
+        "ruleset_version": decision.ruleset_version,
+        "locked": False,
+        "reason": reason,
+        "actor_key_id": actor.key_id if actor else None,
+        "acting_owner_id": actor.acting_owner.id if actor and actor.acting_owner else None,
+        "request_id": request_id_var.get(),
+        "created_at": now,
+    }
