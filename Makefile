@@ -41,6 +41,7 @@ check-openapi: $(INSTALLED)
 ## bench: the benchmarks in bench/, each printing ratios against a baseline from the same run
 bench: $(INSTALLED)
 	$(BIN)/python -m bench.resolve_bench
+	$(BIN)/python -m bench.activation_bench
 
 migrate: $(INSTALLED)
 	$(BIN)/territory-service migrate

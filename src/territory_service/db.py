@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -13,10 +14,13 @@ from sqlalchemy import (
     DateTime,
     Enum,
     MetaData,
+    Select,
+    String,
     Table,
     event,
     exists,
     func,
+    literal_column,
     select,
     text,
     type_coerce,
@@ -25,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -102,6 +107,32 @@ def json_array_contains(column: Any, value: str, dialect: str) -> ColumnElement[
         return type_coerce(column, JSONB).contains([value])
     elements = func.json_each(column).table_valued("value")
     return exists(select(text("1")).select_from(elements).where(elements.c.value == value))
+
+
+def string_array(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """A JSON array of strings, read as a list. On PostgreSQL it arrives as `text[]`, which the
+    driver decodes natively; JSON would go through `json.loads` row by row."""
+    if dialect != "postgresql":
+        return column
+    name = column.compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
+    elements: ColumnElement[Any] = literal_column(
+        f"ARRAY(SELECT jsonb_array_elements_text({name}))"
+    )
+    return type_coerce(elements, postgresql.ARRAY(String()))
+
+
+async def fetch_rows(
+    connection: AsyncConnection, statement: Select[Any]
+) -> Sequence[Sequence[Any]]:
+    """A query's rows as plain sequences. On asyncpg they come straight from the driver, which
+    decodes in C; the result layer would cost more than the query for bulk reads."""
+    if connection.dialect.driver != "asyncpg":
+        return cast(Sequence[Sequence[Any]], (await connection.execute(statement)).all())
+    compiled = statement.compile(dialect=connection.dialect)
+    parameters = [compiled.params[name] for name in compiled.positiontup or ()]
+    raw = await connection.get_raw_connection()
+    rows: Sequence[Sequence[Any]] = await raw.driver_connection.fetch(str(compiled), *parameters)  # type: ignore[union-attr]
+    return rows
 
 
 def dialect_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:

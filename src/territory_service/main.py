@@ -26,6 +26,7 @@ from territory_service.operations.endpoints import router as operations_router
 from territory_service.owners.endpoints import router as owners_router
 from territory_service.ownership.endpoints import router as ownership_router
 from territory_service.rulesets.endpoints import router as rulesets_router
+from territory_service.rulesets.endpoints import simulations_router
 from territory_service.territories.endpoints import router as territories_router
 
 DESCRIPTION = """
@@ -44,6 +45,7 @@ ROUTERS = (
     customers_router,
     ownership_router,
     rulesets_router,
+    simulations_router,
     jobs_router,
     owners_router,
     territories_router,

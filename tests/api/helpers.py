@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from territory_service.jobs import service as jobs
 from territory_service.ownership.models import Ownership, OwnershipSource
 
 _sequence = itertools.count(1)
@@ -98,3 +99,30 @@ async def place_customer(
                 version=1,
             )
         )
+
+
+CATCH_ALL: dict[str, Any] = {"any_of": [{"all_of": []}]}
+
+
+def where(field: str, op: str, value: Any = None) -> dict[str, Any]:
+    predicate = {"field": field, "op": op} | ({} if value is None else {"value": value})
+    return {"any_of": [{"all_of": [predicate]}]}
+
+
+async def add_rule(
+    client: httpx.AsyncClient, ruleset: dict[str, Any], **body: Any
+) -> dict[str, Any]:
+    response = await client.post(f"/v1/rulesets/{ruleset['id']}/rules", json=body)
+    assert response.status_code == 201, response.text
+    rule: dict[str, Any] = response.json()
+    return rule
+
+
+async def activate(client: httpx.AsyncClient, ruleset: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post(f"/v1/rulesets/{ruleset['id']}/activate")
+    assert response.status_code == 202, response.text
+    await jobs.wait_for_all()
+    job = await client.get(response.headers["location"])
+    finished: dict[str, Any] = job.json()
+    assert finished["status"] == "succeeded", finished
+    return finished

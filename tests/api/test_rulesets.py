@@ -8,82 +8,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind, JobStatus
 from tests.api.helpers import (
+    CATCH_ALL,
+    activate,
+    add_rule,
     assert_problem,
     create_customer,
-    create_owner,
-    create_territory,
     list_all,
+    where,
 )
-
-CATCH_ALL: dict[str, Any] = {"any_of": [{"all_of": []}]}
-
-
-def where(field: str, op: str, value: Any = None) -> dict[str, Any]:
-    predicate = {"field": field, "op": op} | ({} if value is None else {"value": value})
-    return {"any_of": [{"all_of": [predicate]}]}
-
-
-async def add_rule(
-    client: httpx.AsyncClient, ruleset: dict[str, Any], **body: Any
-) -> dict[str, Any]:
-    response = await client.post(f"/v1/rulesets/{ruleset['id']}/rules", json=body)
-    assert response.status_code == 201, response.text
-    rule: dict[str, Any] = response.json()
-    return rule
-
-
-async def activate(client: httpx.AsyncClient, ruleset: dict[str, Any]) -> dict[str, Any]:
-    response = await client.post(f"/v1/rulesets/{ruleset['id']}/activate")
-    assert response.status_code == 202, response.text
-    await jobs.wait_for_all()
-    job = await client.get(response.headers["location"])
-    finished: dict[str, Any] = job.json()
-    assert finished["status"] == "succeeded", finished
-    return finished
-
-
-@pytest.fixture
-async def regions(client: httpx.AsyncClient) -> dict[str, Any]:
-    country = await create_territory(client, name="全国")
-    east = await create_territory(client, name="华东", parent_id=country["id"])
-    south = await create_territory(
-        client, name="华南", parent_id=country["id"], strategy="least_loaded"
-    )
-    zhang, li, wang = [await create_owner(client) for _ in range(3)]
-    for territory, owner in ((east, zhang), (east, li), (south, wang)):
-        await client.put(f"/v1/territories/{territory['id']}/members/{owner['id']}", json={})
-    ruleset = (
-        await client.post(
-            "/v1/rulesets", json={"name": "2027", "default_territory_id": country["id"]}
-        )
-    ).json()
-    await add_rule(
-        client,
-        ruleset,
-        name="华东",
-        priority=10,
-        condition=where("province", "in", ["上海", "江苏"]),
-        territory_id=east["id"],
-    )
-    await add_rule(
-        client,
-        ruleset,
-        name="华南",
-        priority=10,
-        condition=where("province", "eq", "广东"),
-        territory_id=south["id"],
-    )
-    return {
-        "country": country,
-        "east": east,
-        "south": south,
-        "owners": {zhang["id"], li["id"]},
-        "wang": wang,
-        "ruleset": ruleset,
-    }
 
 
 async def test_activation_resolves_every_customer_and_a_rerun_changes_nothing(

@@ -14,6 +14,7 @@ from territory_service.ids import new_id
 
 class JobKind(enum.StrEnum):
     ACTIVATION = "activation"
+    SIMULATION = "simulation"
 
 
 class JobStatus(enum.StrEnum):
@@ -28,13 +29,14 @@ class Job(Versioned, Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        # One unfinished job of a kind at a time: a second activation answers 409.
+        # One unfinished activation at a time: a second one answers 409. (Simulations change
+        # nothing and may run side by side.)
         Index(
-            "uq_jobs_one_unfinished_per_kind",
+            "uq_jobs_one_unfinished_activation",
             "kind",
             unique=True,
-            sqlite_where=text("status IN ('queued', 'running')"),
-            postgresql_where=text("status IN ('queued', 'running')"),
+            sqlite_where=text("status IN ('queued', 'running') AND kind = 'activation'"),
+            postgresql_where=text("status IN ('queued', 'running') AND kind = 'activation'"),
         ),
     )
 

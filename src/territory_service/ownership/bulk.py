@@ -14,16 +14,17 @@ the run reports it as lost and the caller resolves it again under a row lock.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from territory_service.customers.models import Customer
-from territory_service.db import dialect_insert, utcnow
+from territory_service.db import dialect_insert, fetch_rows, string_array, utcnow
 from territory_service.logs import request_id_var
 from territory_service.ownership.models import Ownership, OwnershipEvent
 from territory_service.ownership.resolver import SOURCES, directory_for
@@ -114,9 +115,10 @@ class PoolRun:
         self, session: AsyncSession, *, after: uuid.UUID | None, limit: int
     ) -> Sequence[Sequence[Any]]:
         """The next customers in id order with their ownership and the facts the rules read."""
+        connection = await session.connection()
         facts = [getattr(Customer, name) for name in self._columns]
         if self._tags:
-            facts.append(Customer.tags)
+            facts.append(string_array(Customer.tags.expression, connection.dialect.name))
         if self._attributes:
             facts.append(Customer.attributes)
         statement = (
@@ -128,13 +130,17 @@ class PoolRun:
                 Ownership.version,
                 *facts,
             )
-            .outerjoin(Ownership, Ownership.customer_id == Customer.id)
             .order_by(Customer.id)
             .limit(limit)
         )
-        if after is not None:
-            statement = statement.where(Customer.id > after)
-        return cast(Sequence[Sequence[Any]], (await session.execute(statement)).all())
+        if after is None:
+            statement = statement.outerjoin(Ownership, Ownership.customer_id == Customer.id)
+        else:
+            # The bound on both sides lets the planner start both index scans at `after`.
+            statement = statement.outerjoin(
+                Ownership, (Ownership.customer_id == Customer.id) & (Ownership.customer_id > after)
+            ).where(Customer.id > after)
+        return await fetch_rows(connection, statement)
 
     def decide(self, rows: Sequence[Sequence[Any]]) -> Decided:
         """Resolve a chunk read by `read`, moving the load as customers move."""
@@ -193,6 +199,25 @@ class PoolRun:
         )
 
 
+async def decide_all(
+    session_factory: async_sessionmaker[AsyncSession], run: PoolRun, *, chunk: int
+) -> AsyncIterator[Decided]:
+    """Decide the whole pool chunk by chunk. The next chunk is read while this one is decided,
+    and deciding runs in a worker thread, so the event loop stays free for the database."""
+
+    async def read(after: uuid.UUID | None) -> Sequence[Sequence[Any]]:
+        async with session_factory() as session, session.begin():
+            return await run.read(session, after=after, limit=chunk)
+
+    pending = asyncio.create_task(read(None))
+    try:
+        while rows := await pending:
+            pending = asyncio.create_task(read(rows[-1][0]))
+            yield await asyncio.to_thread(run.decide, rows)
+    finally:
+        pending.cancel()
+
+
 def _root_of(customer_id: uuid.UUID, parents: dict[uuid.UUID, uuid.UUID]) -> uuid.UUID:
     """The top of a customer's parent chain (a cycle stops where it closes)."""
     root, seen = parents[customer_id], {customer_id}
@@ -213,24 +238,24 @@ async def write_changes(
     a concurrent writer (their rows are untouched)."""
     if not changes:
         return []
+    connection = await session.connection()
+    if connection.dialect.driver == "asyncpg":
+        written = await _copy_and_upsert(connection, changes, actor=actor, reason=reason)
+    else:
+        written = await _upsert(session, changes, actor=actor, reason=reason)
+    return [c for c in changes if c.customer_id not in written]
+
+
+async def _upsert(
+    session: AsyncSession, changes: Sequence[Change], *, actor: Principal | None, reason: str
+) -> set[uuid.UUID]:
+    """The portable writer: a multi-row upsert, then the events of the rows it wrote."""
     now = utcnow()
     insert = dialect_insert(session.get_bind().dialect.name, _OWNERSHIPS)
     new = insert.excluded
     upsert = insert.on_conflict_do_update(
         index_elements=[_OWNERSHIPS.c.customer_id],
-        set_={
-            name: new[name]
-            for name in (
-                "territory_id",
-                "owner_id",
-                "source",
-                "rule_id",
-                "ruleset_version",
-                "locked",
-                "version",
-                "assigned_at",
-            )
-        },  # fmt: skip
+        set_={name: new[name] for name in _WRITTEN},
         where=_OWNERSHIPS.c.version == new.version - 1,
     ).returning(_OWNERSHIPS.c.customer_id)
     written: set[uuid.UUID] = set()
@@ -238,11 +263,89 @@ async def write_changes(
         batch = changes[start : start + WRITE_BATCH]
         result = await session.execute(upsert, [_ownership_row(c, now) for c in batch])
         written.update(result.scalars())
-    won = [c for c in changes if c.customer_id in written]
-    if won:
-        events = [_event_row(c, now, actor=actor, reason=reason) for c in won]
+    events = [
+        _event_row(c, now, actor=actor, reason=reason) for c in changes if c.customer_id in written
+    ]
+    if events:
         await session.execute(_EVENTS.insert(), events)
-    return [c for c in changes if c.customer_id not in written]
+    return written
+
+
+_WRITTEN = (
+    "territory_id", "owner_id", "source", "rule_id", "ruleset_version", "locked", "version",
+    "assigned_at",
+)  # fmt: skip
+
+# PostgreSQL: the changes go to a session-local staging table by COPY, then one statement
+# upserts the rows (compare-and-set on the version) and inserts the events of those it wrote.
+_STAGING = "ownership_changes"
+_STAGING_COLUMNS = (
+    "customer_id", "version", "from_territory_id", "from_owner_id", "territory_id", "owner_id",
+    "source", "rule_id", "ruleset_version",
+)  # fmt: skip
+_CREATE_STAGING = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} (
+    customer_id uuid, version integer, from_territory_id uuid, from_owner_id uuid,
+    territory_id uuid, owner_id uuid, source varchar(16), rule_id uuid, ruleset_version integer
+) ON COMMIT DELETE ROWS
+"""
+_APPLY_STAGING = f"""
+WITH written AS (
+    INSERT INTO ownerships AS o (customer_id, territory_id, owner_id, source, rule_id,
+        ruleset_version, locked, version, assigned_at)
+    SELECT customer_id, territory_id, owner_id, source, rule_id, ruleset_version, false,
+        version, $1
+    FROM {_STAGING}
+    ON CONFLICT (customer_id) DO UPDATE SET
+        {", ".join(f"{name} = excluded.{name}" for name in _WRITTEN)}
+    WHERE o.version = excluded.version - 1
+    RETURNING o.customer_id
+)
+INSERT INTO ownership_events (customer_id, version, from_territory_id, from_owner_id,
+    territory_id, owner_id, source, rule_id, ruleset_version, locked, reason, actor_key_id,
+    acting_owner_id, request_id, created_at)
+SELECT c.customer_id, c.version, c.from_territory_id, c.from_owner_id, c.territory_id,
+    c.owner_id, c.source, c.rule_id, c.ruleset_version, false, $2, $3, $4, $5, $1
+FROM {_STAGING} AS c JOIN written AS w ON w.customer_id = c.customer_id
+ORDER BY c.customer_id
+RETURNING customer_id
+"""
+
+
+async def _copy_and_upsert(
+    connection: AsyncConnection,
+    changes: Sequence[Change],
+    *,
+    actor: Principal | None,
+    reason: str,
+) -> set[uuid.UUID]:
+    # Through SQLAlchemy first, so the transaction has begun before the driver is used directly.
+    await connection.execute(text(_CREATE_STAGING))
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    records = [
+        (
+            c.customer_id,
+            (c.version or 0) + 1,
+            *(c.before or (None, None)),
+            c.decision.territory_id,
+            c.decision.owner_id,
+            SOURCES[c.decision.source].value,
+            c.decision.rule_id,
+            c.decision.ruleset_version,
+        )
+        for c in changes
+    ]
+    await raw.copy_records_to_table(_STAGING, records=records, columns=_STAGING_COLUMNS)
+    rows = await raw.fetch(
+        _APPLY_STAGING,
+        utcnow(),
+        reason,
+        actor.key_id if actor else None,
+        actor.acting_owner.id if actor and actor.acting_owner else None,
+        request_id_var.get(),
+    )
+    return {row[0] for row in rows}
 
 
 def _ownership_row(change: Change, now: object) -> dict[str, Any]:

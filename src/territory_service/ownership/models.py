@@ -60,7 +60,8 @@ class OwnershipEvent(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    customer_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    # Looked up through the unique (customer_id, version).
+    customer_id: Mapped[uuid.UUID] = mapped_column()
     # The ownership version this event produced; versions of one customer form an unbroken chain.
     version: Mapped[int] = mapped_column()
     from_territory_id: Mapped[uuid.UUID | None] = mapped_column()

@@ -61,12 +61,16 @@ class Load:
 class Directory:
     territories: Mapping[uuid.UUID, TerritoryInfo]
     owners: Mapping[uuid.UUID, OwnerInfo]
+    _members: dict[tuple[uuid.UUID, uuid.UUID], Member] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        members = {(t.id, m.owner_id): m for t in self.territories.values() for m in t.members}
+        object.__setattr__(self, "_members", members)
 
     def member(self, territory_id: uuid.UUID, owner_id: uuid.UUID) -> Member | None:
-        territory = self.territories.get(territory_id)
-        if territory is None:
-            return None
-        return next((m for m in territory.members if m.owner_id == owner_id), None)
+        return self._members.get((territory_id, owner_id))
 
     def has_room(
         self, territory_id: uuid.UUID, member: Member, load: Load, *, holds_it: bool = False

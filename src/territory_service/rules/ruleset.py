@@ -61,7 +61,7 @@ class Match(NamedTuple):
     @property
     def is_tie(self) -> bool:
         """Several winning rules name different targets (same target is no conflict)."""
-        return len({rule.target for rule in self.top}) > 1
+        return len(self.top) > 1 and len({rule.target for rule in self.top}) > 1
 
 
 class CompiledRuleSet:

@@ -8,6 +8,7 @@ logged); running it again changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,7 +22,7 @@ from territory_service.errors import ConcurrentUpdate, Conflict, ServiceError
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind, JobStatus
 from territory_service.jobs.repository import JobRepository
-from territory_service.ownership.bulk import Change, PoolRun, write_changes
+from territory_service.ownership.bulk import Decided, PoolRun, decide_all, write_changes
 from territory_service.ownership.resolver import resolve_customers
 from territory_service.rulesets.models import RuleSet, RuleSetState
 from territory_service.rulesets.repository import RuleSetRepository
@@ -30,7 +31,7 @@ from territory_service.rulesets.service import compiled, report_for
 from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 
-CHUNK = 2000
+CHUNK = 5000
 CHUNK_ATTEMPTS = 3
 
 
@@ -125,8 +126,11 @@ async def re_resolve_all(
     reason: str,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Resolve every customer with the active rule set, chunk by chunk, each chunk one
-    transaction; `progress(total=...)` then `progress(done=...)` after each chunk."""
+    """Resolve every customer with the active rule set; `progress(total=...)`, then
+    `progress(done=...)` after each chunk is written.
+
+    Each chunk is written in a transaction of its own while the next one is being decided, so
+    the database works on one core while the engine works on the other."""
     async with session_factory() as session, transaction(session, resource="customer"):
         active = await RuleSetRepository(session).active()
         if active is None:
@@ -135,55 +139,58 @@ async def re_resolve_all(
         total = await CustomerRepository(session).count()
     if progress is not None:
         await progress(total=total)
-    after: uuid.UUID | None = None
     done = changed = 0
-    while True:
-        for attempt in range(CHUNK_ATTEMPTS):
-            try:
-                outcome = await _resolve_chunk(session_factory, run, after, actor, reason)
-                break
-            except ConcurrentUpdate:
-                if attempt == CHUNK_ATTEMPTS - 1:
-                    raise
-        if outcome is None:
-            break
-        count, written, after = outcome
-        done, changed = done + count, changed + written
-        if progress is not None:
-            await progress(done=done)
+    writing: asyncio.Task[int] | None = None
+    try:
+        async for decided in decide_all(session_factory, run, chunk=CHUNK):
+            if writing is not None:
+                changed += await writing
+                if progress is not None:
+                    await progress(done=done)
+            writing = asyncio.create_task(
+                _write_chunk(session_factory, run, decided, actor, reason)
+            )
+            done += len(decided.places)
+        if writing is not None:
+            changed += await writing
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
     return {"customers": done, "changed": changed}
 
 
-async def _resolve_chunk(
+async def _write_chunk(
     session_factory: async_sessionmaker[AsyncSession],
     run: PoolRun,
-    after: uuid.UUID | None,
+    decided: Decided,
     actor: Principal | None,
     reason: str,
-) -> tuple[int, int, uuid.UUID] | None:
-    """One chunk in one transaction: decide, write what changed, log the conflicts. Rows a
-    concurrent writer changed meanwhile are resolved again under a row lock. When the
-    transaction fails, the run's load forgets the chunk's moves, so a retry starts clean."""
-    applied: list[Change] = []
-    try:
-        async with session_factory() as session, transaction(session, resource="customer"):
-            rows = await run.read(session, after=after, limit=CHUNK)
-            if not rows:
-                return None
-            decided = run.decide(rows)
-            applied = decided.changes
-            lost = await write_changes(session, decided.changes, actor=actor, reason=reason)
-            run.undo(lost)
-            applied = [change for change in applied if change not in lost]
-            changed = len(applied)
-            if lost:
-                customers = await CustomerRepository(session).by_ids(
-                    {change.customer_id for change in lost}
+) -> int:
+    """Write one decided chunk with its conflicts in one transaction; return the rows changed.
+
+    Rows a concurrent writer changed since they were read are not overwritten: the run forgets
+    their moves and resolves them again under a row lock. The writes are compare-and-sets, so a
+    transaction that failed is simply tried again."""
+    for attempt in range(CHUNK_ATTEMPTS):
+        try:
+            async with session_factory() as session, transaction(session, resource="customer"):
+                lost = await write_changes(session, decided.changes, actor=actor, reason=reason)
+                changed = len(decided.changes) - len(lost)
+                if lost:
+                    customers = await CustomerRepository(session).by_ids(
+                        {change.customer_id for change in lost}
+                    )
+                    resolved = await resolve_customers(
+                        session, customers, actor=actor, reason=reason
+                    )
+                    changed += resolved.changed
+                await record_signals(
+                    session, decided.signals, ruleset_version=run.ruleset.spec.version
                 )
-                resolved = await resolve_customers(session, customers, actor=actor, reason=reason)
-                changed += resolved.changed
-            await record_signals(session, decided.signals, ruleset_version=run.ruleset.spec.version)
-    except BaseException:
-        run.undo(applied)
-        raise
-    return len(rows), changed, decided.last_id
+        except ConcurrentUpdate:
+            if attempt == CHUNK_ATTEMPTS - 1:
+                raise
+            continue
+        run.undo(lost)
+        return changed
+    raise AssertionError("unreachable")

@@ -14,7 +14,7 @@ from territory_service.api.dependencies import (
 from territory_service.api.problems import problem_responses
 from territory_service.api.security import RulesRead, RulesWrite
 from territory_service.jobs.schemas import Job
-from territory_service.rulesets import activation, service
+from territory_service.rulesets import activation, service, simulation
 from territory_service.rulesets.models import RuleSetState
 from territory_service.rulesets.schemas import (
     Rule,
@@ -25,6 +25,8 @@ from territory_service.rulesets.schemas import (
     RuleSetPage,
     RuleSetUpdate,
     RuleUpdate,
+    SimulationMove,
+    SimulationMovePage,
     ValidationReport,
 )
 
@@ -230,3 +232,62 @@ async def activate_ruleset(
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return Job.model_validate(job)
+
+
+@router.post(
+    "/{ruleset_id}/simulate",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Job,
+    responses=problem_responses(404),
+)
+async def simulate_ruleset(
+    ruleset_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: RulesWrite,
+    response: Response,
+) -> Job:
+    """Run a rule set (any state) against the whole pool without changing anything, as a job:
+    202 with `Location: /v1/jobs/{id}`. The job's `result` says how many customers would move
+    and change territory, the load per owner and per territory before and after, and the
+    conflicts it would raise by kind; the moves themselves are at
+    `GET /v1/simulations/{job_id}/moves`. Simulations may run side by side."""
+    job = await simulation.start_simulation(
+        session, request.app.state.session_factory, ruleset_id=ruleset_id, principal=principal
+    )
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return Job.model_validate(job)
+
+
+simulations_router = APIRouter(prefix="/v1/simulations", tags=["rule sets"])
+
+
+@simulations_router.get(
+    "/{job_id}/moves", response_model=SimulationMovePage, responses=problem_responses(404)
+)
+async def list_simulation_moves(
+    job_id: uuid.UUID,
+    session: SessionDep,
+    principal: RulesRead,
+    territory_id: Annotated[
+        uuid.UUID | None, Query(description="Only moves into or out of this territory.")
+    ] = None,
+    owner_id: Annotated[
+        uuid.UUID | None, Query(description="Only moves to or from this owner.")
+    ] = None,
+    limit: LimitQuery = DEFAULT_PAGE_SIZE,
+    cursor: CursorQuery = None,
+) -> SimulationMovePage:
+    """The customers a simulation would move, in customer id order: from where, to where, and
+    the deciding rule. Filled while the simulation job runs."""
+    page = await simulation.list_moves(
+        session,
+        job_id=job_id,
+        territory_id=territory_id,
+        owner_id=owner_id,
+        limit=limit,
+        cursor=cursor,
+    )
+    return SimulationMovePage(
+        items=[SimulationMove.model_validate(m) for m in page.items], next_cursor=page.next_cursor
+    )

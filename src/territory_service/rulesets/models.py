@@ -75,3 +75,19 @@ class RuleRow(Versioned, Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     # Creation order within the rule set: the earliest wins a first_created tie.
     position: Mapped[int] = mapped_column()
+
+
+class SimulationMove(Base):
+    """A customer a simulated rule set would move: one row per customer and simulation job."""
+
+    __tablename__ = "simulation_moves"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    from_territory_id: Mapped[uuid.UUID | None] = mapped_column()
+    from_owner_id: Mapped[uuid.UUID | None] = mapped_column()
+    territory_id: Mapped[uuid.UUID] = mapped_column()
+    owner_id: Mapped[uuid.UUID | None] = mapped_column()
+    rule_id: Mapped[uuid.UUID | None] = mapped_column()

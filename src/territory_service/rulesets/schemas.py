@@ -111,3 +111,18 @@ class ValidationIssue(OutputModel):
 class ValidationReport(OutputModel):
     valid: bool
     issues: list[ValidationIssue]
+
+
+class SimulationMove(OutputModel):
+    """A customer the simulated rule set would move."""
+
+    customer_id: uuid.UUID
+    from_territory_id: uuid.UUID | None = Field(description="Null: the customer has no owner yet.")
+    from_owner_id: uuid.UUID | None
+    territory_id: uuid.UUID
+    owner_id: uuid.UUID | None = Field(description="Null: the territory's pool.")
+    rule_id: uuid.UUID | None = Field(description="The rule that decides; null: no rule matched.")
+
+
+class SimulationMovePage(PageOut):
+    items: list[SimulationMove]
