@@ -36,7 +36,9 @@ from territory_service.rulesets.models import RuleRow, RuleSet, RuleSetState
 from territory_service.rulesets.service import compiled
 from territory_service.territories.models import DistributionStrategy, Territory, TerritoryMember
 
-SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+SERVER = os.environ.get(
+    "BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
 DATABASE = "territory_bench"
 MEMBERS_PER_PROVINCE = 3
 # Provinces whose rule points to a neighbour in the re-division: 6 of 31, about a fifth.
@@ -94,7 +96,8 @@ async def fill(session: AsyncSession, customers: int) -> dict[str, Territory]:
             INSERT INTO customers (id, source, external_id, name, country, province, industry,
                 employees, annual_revenue, tier, tags, attributes, version, created_at,
                 updated_at)
-            SELECT ('01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, 'bench', 'C' || i, '客户 ' || i, '中国',
+            SELECT ('01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, 'bench',
+                'C' || i, '客户 ' || i, '中国',
                 ({provinces})[1 + (i * 7) % {len(PROVINCES)}],
                 ({industries})[1 + (i * 13) % {len(INDUSTRIES)}],
                 (i * 7919) % 5000, ((i * 104729) % 1000000) * 100.0,
@@ -158,9 +161,7 @@ async def activate(
     session_factory: async_sessionmaker[AsyncSession], ruleset_id: uuid.UUID
 ) -> dict[str, Any]:
     async with session_factory() as session, session.begin():
-        await session.execute(
-            text("UPDATE rulesets SET state = 'archived' WHERE state = 'active'")
-        )
+        await session.execute(text("UPDATE rulesets SET state = 'archived' WHERE state = 'active'"))
         ruleset = await session.get(RuleSet, ruleset_id)
         assert ruleset is not None
         ruleset.state = RuleSetState.ACTIVE

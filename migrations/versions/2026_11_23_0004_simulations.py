@@ -24,7 +24,8 @@ def _job_kinds(*kinds: str) -> None:
     with op.batch_alter_table("jobs") as batch_op:
         batch_op.drop_constraint(op.f("ck_jobs_job_kind"), type_="check")
         batch_op.create_check_constraint(
-            "job_kind", sa.column("kind").in_(kinds)  # named ck_jobs_job_kind by the convention
+            "job_kind",
+            sa.column("kind").in_(kinds),  # named ck_jobs_job_kind by the convention
         )
 
 

@@ -30,12 +30,10 @@ async def simulate(client: httpx.AsyncClient, ruleset: dict[str, Any]) -> dict[s
 
 async def redivision(client: httpx.AsyncClient, regions: dict[str, Any]) -> dict[str, Any]:
     """A draft that hands 江苏 from 华东 to 华南 and leaves 广东 uncovered."""
-    draft = (
-        await client.post(
-            "/v1/rulesets",
-            json={"name": "2028", "default_territory_id": regions["country"]["id"]},
-        )
-    ).json()
+    response = await client.post(
+        "/v1/rulesets", json={"name": "2028", "default_territory_id": regions["country"]["id"]}
+    )
+    draft: dict[str, Any] = response.json()
     await add_rule(
         client,
         draft,
@@ -77,7 +75,8 @@ async def test_simulation_reports_the_moves_that_activation_then_makes(
     result = job["result"]
     assert (result["customers"], result["moves"], result["territory_changes"]) == (9, 6, 6)
     territories = {t["territory_id"]: t for t in result["load"]["territories"]}
-    assert (territories[regions["east"]["id"]]["before"], territories[regions["east"]["id"]]["after"]) == (7, 3)  # fmt: skip
+    east = territories[regions["east"]["id"]]
+    assert (east["before"], east["after"]) == (7, 3)
     assert territories[regions["south"]["id"]]["change"] == 4 - 2
     assert territories[regions["country"]["id"]]["after"] == 2  # 广东 no longer covered
     owners = {o["owner_id"]: o for o in result["load"]["owners"]}
