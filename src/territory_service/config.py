@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Larger request bodies answer 413."
     )
+    preview_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long `POST /v1/resolve` reuses territories, members and their load "
+        "(0: read them on every request). Stored customers are always resolved fresh.",
+    )
     demo_key_file: Path = Field(
         default=Path("demo-admin-key.txt"),
         description="Where `territory-service demo` keeps the demo admin key.",

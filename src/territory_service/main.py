@@ -25,6 +25,7 @@ from territory_service.openapi import install_openapi
 from territory_service.operations.endpoints import router as operations_router
 from territory_service.owners.endpoints import router as owners_router
 from territory_service.ownership.endpoints import router as ownership_router
+from territory_service.ownership.resolver import DirectoryCache
 from territory_service.rulesets.endpoints import router as rulesets_router
 from territory_service.rulesets.endpoints import simulations_router
 from territory_service.territories.endpoints import router as territories_router
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
+    app.state.preview_directories = DirectoryCache(settings.preview_cache_seconds)
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

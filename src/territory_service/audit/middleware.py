@@ -1,7 +1,9 @@
 """Records every write and every refused authentication or authorisation in the audit log.
 
 The entry is written when the response starts and before it is sent, so a client never sees an
-answer to a write that the audit log lacks. Reads are not recorded unless refused.
+answer to a write that the audit log lacks. Reads are not recorded unless refused, and neither
+are POSTs that change nothing (`POST /v1/resolve`, `validate`): their endpoints say so with
+`mark_unchanging`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 import uuid
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from territory_service.audit import service
@@ -33,6 +36,14 @@ def resource_ids(scope: Scope, message: Message) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+_UNCHANGING = "changes_nothing"
+
+
+def mark_unchanging(request: Request) -> None:
+    """A dependency for POST operations that change nothing: they are not audited."""
+    request.state.changes_nothing = True
+
+
 class AuditMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -46,7 +57,8 @@ class AuditMiddleware:
         async def send_after_audit(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if scope["method"] not in READ_METHODS or status in REFUSALS:
+                changes = scope["method"] not in READ_METHODS and not state.get(_UNCHANGING)
+                if changes or status in REFUSALS:
                     await self._record(scope, state, message, status)
             await send(message)
 

@@ -1,6 +1,6 @@
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from territory_service.api.dependencies import (
     DEFAULT_PAGE_SIZE,
@@ -11,6 +11,7 @@ from territory_service.api.dependencies import (
 )
 from territory_service.api.problems import problem_responses
 from territory_service.api.security import CustomersRead
+from territory_service.audit.middleware import mark_unchanging
 from territory_service.customers.schemas import Attributes as AttributesField
 from territory_service.customers.schemas import CustomerFacts, Tags
 from territory_service.ownership import service
@@ -85,13 +86,22 @@ async def get_ownership_history(
     )
 
 
-@router.post("/v1/resolve", response_model=Decision, responses=problem_responses(409))
+@router.post(
+    "/v1/resolve",
+    response_model=Decision,
+    responses=problem_responses(409),
+    dependencies=[Depends(mark_unchanging)],
+)
 async def resolve_customer(
     body: ResolveRequest,
+    request: Request,
     session: SessionDep,
     principal: CustomersRead,  # noqa: ARG001 (checks the scope)
 ) -> Decision:
     """Who would own a customer with these facts? Stateless: nothing is stored. For lead
     capture forms and previews; round_robin and weighted territories may give a stored customer
-    another member of the same territory."""
-    return await service.resolve_facts(session, customer=body.model_dump())
+    another member of the same territory. The active rule set is looked up on every call;
+    territories, members and their load may be up to `PREVIEW_CACHE_SECONDS` old."""
+    return await service.resolve_facts(
+        session, customer=body.model_dump(), directories=request.app.state.preview_directories
+    )

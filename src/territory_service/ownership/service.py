@@ -12,7 +12,11 @@ from territory_service.customers.repository import CustomerRepository
 from territory_service.errors import Conflict, NotFound
 from territory_service.ownership.models import Ownership, OwnershipEvent
 from territory_service.ownership.repository import OwnershipRepository
-from territory_service.ownership.resolver import customer_facts, decide, directory_for
+from territory_service.ownership.resolver import (
+    DirectoryCache,
+    customer_facts,
+    decide,
+)
 from territory_service.ownership.schemas import Decision, Explanation, OwnershipOut
 from territory_service.pagination import Page
 from territory_service.rules import resolution
@@ -110,14 +114,16 @@ async def history(
         return await OwnershipRepository(session).history(customer_id, limit=limit, cursor=cursor)
 
 
-async def resolve_facts(session: AsyncSession, *, customer: dict[str, Any]) -> Decision:
-    """Who would own a customer with these facts? Nothing is read but rules and territories,
-    and nothing is written."""
+async def resolve_facts(
+    session: AsyncSession, *, customer: dict[str, Any], directories: DirectoryCache
+) -> Decision:
+    """Who would own a customer with these facts? Nothing is read but the active rule set and
+    the territories (through `directories`), and nothing is written."""
     async with transaction(session, resource="ownership"):
         ruleset = await _active(session)
         facts = facts_of(customer)
         involved = {rule.territory_id for rule in ruleset.match(facts).top}
-        directory, load = await directory_for(
+        directory, load = await directories.get(
             session, involved | {ruleset.spec.default_territory_id}
         )
         # Not a stored customer: an id derived from the facts lets the strategies spread

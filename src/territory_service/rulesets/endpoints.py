@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from territory_service.api.dependencies import (
     DEFAULT_PAGE_SIZE,
@@ -13,6 +13,7 @@ from territory_service.api.dependencies import (
 )
 from territory_service.api.problems import problem_responses
 from territory_service.api.security import RulesRead, RulesWrite
+from territory_service.audit.middleware import mark_unchanging
 from territory_service.jobs.schemas import Job
 from territory_service.rulesets import activation, service, simulation
 from territory_service.rulesets.models import RuleSetState
@@ -199,7 +200,10 @@ async def delete_rule(
 
 
 @router.post(
-    "/{ruleset_id}/validate", response_model=ValidationReport, responses=problem_responses(404)
+    "/{ruleset_id}/validate",
+    response_model=ValidationReport,
+    responses=problem_responses(404),
+    dependencies=[Depends(mark_unchanging)],
 )
 async def validate_ruleset(
     ruleset_id: uuid.UUID, session: SessionDep, principal: RulesRead
