@@ -92,9 +92,7 @@ def main() -> None:
         "PORT": str(PORT),
         "LOG_LEVEL": "WARNING",
     }
-    server = subprocess.Popen(
-        [COMMAND, "serve"], env=environment
-    )
+    server = subprocess.Popen([COMMAND, "serve"], env=environment)
     base = f"http://127.0.0.1:{PORT}"
     try:
         for _ in range(100):
