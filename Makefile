@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test lint types openapi check-openapi migrate bench clean
+.PHONY: run test lint types openapi check-openapi migrate bench bench-load clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,10 +38,14 @@ openapi: $(INSTALLED)
 check-openapi: $(INSTALLED)
 	$(BIN)/territory-service openapi --check
 
-## bench: the benchmarks in bench/, each printing ratios against a baseline from the same run
+## bench: rule matching and activation over 1M customers (PostgreSQL), as ratios to a baseline
 bench: $(INSTALLED)
 	$(BIN)/python -m bench.resolve_bench
 	$(BIN)/python -m bench.activation_bench
+
+## bench-load: POST /v1/resolve against /healthz on one server (needs wrk and PostgreSQL)
+bench-load: $(INSTALLED)
+	$(BIN)/python -m bench.resolve_load_bench
 
 migrate: $(INSTALLED)
 	$(BIN)/territory-service migrate
