@@ -113,6 +113,18 @@ class InvalidCursor(ServiceError):
         )
 
 
+class PreconditionRequired(ServiceError):
+    status = 428
+    slug = "precondition-required"
+    title = "This change needs If-Match"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "send If-Match with the version (the ETag) this change is based on",
+            errors=[{"parameter": "If-Match", "location": "header", "detail": "missing"}],
+        )
+
+
 class InvalidPrecondition(ServiceError):
     status = 400
     slug = "invalid-precondition"

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from territory_service.errors import InvalidPrecondition
+from territory_service.errors import InvalidPrecondition, PreconditionRequired
 from territory_service.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from territory_service.preconditions import ExpectedVersion
 
@@ -54,6 +54,16 @@ async def get_expected_version(
 
 ExpectedVersionDep = Annotated[ExpectedVersion | None, Depends(get_expected_version)]
 
+
+def require_expected_version(expected: ExpectedVersionDep) -> ExpectedVersion:
+    """For writes that must name the version they are based on: no If-Match answers 428."""
+    if expected is None:
+        raise PreconditionRequired()
+    return expected
+
+
+RequiredVersionDep = Annotated[ExpectedVersion, Depends(require_expected_version)]
+
 LimitQuery = Annotated[
     int,
     Query(ge=1, le=MAX_PAGE_SIZE, description=f"Page size, at most {MAX_PAGE_SIZE}."),
@@ -72,6 +82,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "CursorQuery",
     "ExpectedVersionDep",
+    "RequiredVersionDep",
     "LimitQuery",
     "SessionDep",
     "set_etag",

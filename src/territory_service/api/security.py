@@ -64,6 +64,8 @@ OwnersRead = Annotated[Principal, Security(authenticate, scopes=[Scope.OWNERS_RE
 OwnersWrite = Annotated[Principal, Security(authenticate, scopes=[Scope.OWNERS_WRITE])]
 TerritoriesRead = Annotated[Principal, Security(authenticate, scopes=[Scope.TERRITORIES_READ])]
 TerritoriesWrite = Annotated[Principal, Security(authenticate, scopes=[Scope.TERRITORIES_WRITE])]
+# Deciding ownership by hand (manual assignment, unlock, approving transfers).
+TransfersApprove = Annotated[Principal, Security(authenticate, scopes=[Scope.TRANSFERS_APPROVE])]
 Admin = Annotated[Principal, Security(authenticate, scopes=[Scope.ADMIN])]
 
 

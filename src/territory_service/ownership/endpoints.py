@@ -6,21 +6,24 @@ from territory_service.api.dependencies import (
     DEFAULT_PAGE_SIZE,
     CursorQuery,
     LimitQuery,
+    RequiredVersionDep,
     SessionDep,
     set_etag,
 )
 from territory_service.api.problems import problem_responses
-from territory_service.api.security import CustomersRead
+from territory_service.api.security import CustomersRead, TransfersApprove
 from territory_service.audit.middleware import mark_unchanging
 from territory_service.customers.schemas import Attributes as AttributesField
 from territory_service.customers.schemas import CustomerFacts, Tags
-from territory_service.ownership import service
+from territory_service.ownership import assignment, service
 from territory_service.ownership.schemas import (
     Decision,
     Explanation,
+    OwnershipAssign,
     OwnershipEventOut,
     OwnershipEventPage,
     OwnershipOut,
+    OwnershipUnlock,
 )
 from territory_service.schemas import ExternalId, Name
 
@@ -47,6 +50,63 @@ async def get_ownership(
 ) -> OwnershipOut:
     """The customer's one current owner (404 until it has been resolved)."""
     ownership = await service.get_ownership(session, customer_id=customer_id, principal=principal)
+    set_etag(response, ownership.version)
+    return OwnershipOut.model_validate(ownership)
+
+
+@router.put(
+    "/v1/customers/{customer_id}/ownership",
+    response_model=OwnershipOut,
+    responses=problem_responses(400, 404, 409, 412, 428),
+)
+async def assign_ownership(
+    customer_id: uuid.UUID,
+    body: OwnershipAssign,
+    session: SessionDep,
+    principal: TransfersApprove,
+    expected: RequiredVersionDep,
+    response: Response,
+) -> OwnershipOut:
+    """Assign the customer by hand to an owner (an active member of the territory) or to a
+    territory's pool, and lock it there: rules no longer move it (a `locked_drift` conflict is
+    logged when they disagree). Needs `If-Match` with the ownership's ETag: 428 without, 412
+    when it changed. The territory defaults to the current one."""
+    ownership = await assignment.assign_manually(
+        session,
+        customer_id=customer_id,
+        territory_id=body.territory_id,
+        owner_id=body.owner_id,
+        reason=body.reason,
+        expected=expected,
+        principal=principal,
+    )
+    set_etag(response, ownership.version)
+    return OwnershipOut.model_validate(ownership)
+
+
+@router.post(
+    "/v1/customers/{customer_id}/ownership/unlock",
+    response_model=OwnershipOut,
+    responses=problem_responses(400, 404, 409, 412, 428),
+)
+async def unlock_ownership(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    principal: TransfersApprove,
+    expected: RequiredVersionDep,
+    response: Response,
+    body: OwnershipUnlock | None = None,
+) -> OwnershipOut:
+    """Hand a locked ownership back to the rules: it is resolved at once with the active rule
+    set (and stays where it is when none is active). Needs `If-Match` like assignment; 409 when
+    the ownership is not locked."""
+    ownership = await assignment.unlock(
+        session,
+        customer_id=customer_id,
+        reason=body.reason if body else None,
+        expected=expected,
+        principal=principal,
+    )
     set_etag(response, ownership.version)
     return OwnershipOut.model_validate(ownership)
 

@@ -1,18 +1,47 @@
+from __future__ import annotations
+
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, StringConstraints, model_validator
 
 from territory_service.customers.schemas import CustomerOwnership
 from territory_service.ownership.models import OwnershipSource
-from territory_service.schemas import OutputModel, PageOut
+from territory_service.schemas import InputModel, OutputModel, PageOut
 
 
 class OwnershipOut(CustomerOwnership):
     customer_id: uuid.UUID
     rule_id: uuid.UUID | None
     ruleset_version: int | None
+
+
+# Kept with the ownership event (its column holds 500 characters).
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class OwnershipAssign(InputModel):
+    """Who owns the customer from now on; the ownership is locked (rules no longer move it)."""
+
+    territory_id: uuid.UUID | None = Field(
+        default=None, description="Default: the current territory."
+    )
+    owner_id: uuid.UUID | None = Field(
+        default=None,
+        description="An active member of the territory; null: the territory's pool.",
+    )
+    reason: Reason = Field(description="Why; kept in the history.")
+
+    @model_validator(mode="after")
+    def _names_a_target(self) -> OwnershipAssign:
+        if self.territory_id is None and self.owner_id is None:
+            raise ValueError("give owner_id, territory_id, or both")
+        return self
+
+
+class OwnershipUnlock(InputModel):
+    reason: Reason | None = Field(default=None, description="Why; kept in the history.")
 
 
 class OwnershipEventOut(OutputModel):

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from territory_service.customers.models import Customer
 from territory_service.customers.repository import CustomerRepository
 from territory_service.errors import Conflict, NotFound
 from territory_service.ownership.models import Ownership, OwnershipEvent
@@ -69,7 +70,10 @@ def decision_out(
     )
 
 
-async def _visible_customer(session: AsyncSession, customer_id: uuid.UUID, principal: Principal):  # type: ignore[no-untyped-def]
+async def visible_customer(
+    session: AsyncSession, customer_id: uuid.UUID, principal: Principal
+) -> Customer:
+    """The customer, when the caller's key reaches it (404 otherwise)."""
     return await CustomerRepository(session, roots=principal.territory_ids).get_or_raise(
         customer_id
     )
@@ -79,7 +83,7 @@ async def get_ownership(
     session: AsyncSession, *, customer_id: uuid.UUID, principal: Principal
 ) -> Ownership:
     async with transaction(session, resource="ownership"):
-        await _visible_customer(session, customer_id, principal)
+        await visible_customer(session, customer_id, principal)
         ownership = await OwnershipRepository(session).get(customer_id)
         if ownership is None:
             raise NotFound("ownership of customer", customer_id)
@@ -90,7 +94,7 @@ async def explain(
     session: AsyncSession, *, customer_id: uuid.UUID, principal: Principal
 ) -> Explanation:
     async with transaction(session, resource="ownership"):
-        customer = await _visible_customer(session, customer_id, principal)
+        customer = await visible_customer(session, customer_id, principal)
         ruleset = await _active(session)
         ownership = await OwnershipRepository(session).get(customer_id)
         decision = await decide(session, ruleset, customer, ownership)
@@ -110,7 +114,7 @@ async def history(
     principal: Principal,
 ) -> Page[OwnershipEvent]:
     async with transaction(session, resource="ownership"):
-        await _visible_customer(session, customer_id, principal)
+        await visible_customer(session, customer_id, principal)
         return await OwnershipRepository(session).history(customer_id, limit=limit, cursor=cursor)
 
 

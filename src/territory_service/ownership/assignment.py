@@ -1,0 +1,156 @@
+"""Ownership set by a person: manual assignment locks it, unlocking hands it back to the rules.
+
+Both are one transaction each: the customer's ownership row is read under a row lock, checked
+against the version the caller based the change on (`If-Match`), and rewritten with its one
+event (a compare-and-set on the version in the flush).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from territory_service.conflicts.recorder import record_signals
+from territory_service.errors import Conflict, InvalidReference, NotFound, OutOfScope
+from territory_service.owners.repository import OwnerRepository
+from territory_service.ownership.models import Ownership, OwnershipSource
+from territory_service.ownership.repository import OwnershipRepository
+from territory_service.ownership.resolver import SOURCES, decide
+from territory_service.ownership.service import visible_customer
+from territory_service.preconditions import ExpectedVersion
+from territory_service.rules.resolution import Source
+from territory_service.rulesets.repository import RuleSetRepository
+from territory_service.rulesets.service import compiled
+from territory_service.security.principal import Principal
+from territory_service.territories.repository import MemberRepository, TerritoryRepository
+from territory_service.transaction import transaction
+
+
+class OwnerNotAssignable(Conflict):
+    status = 422
+    slug = "owner-not-assignable"
+    title = "The owner cannot take this customer"
+
+
+async def _locked_ownership(
+    session: AsyncSession,
+    customer_id: uuid.UUID,
+    principal: Principal,
+    expected: ExpectedVersion,
+) -> Ownership:
+    await visible_customer(session, customer_id, principal)
+    ownership = await OwnershipRepository(session).get(customer_id, for_update=True)
+    if ownership is None:
+        raise NotFound("ownership of customer", customer_id)
+    expected.check("ownership", ownership.version)
+    return ownership
+
+
+async def _check_target(
+    session: AsyncSession,
+    *,
+    territory_id: uuid.UUID,
+    owner_id: uuid.UUID | None,
+    principal: Principal,
+) -> None:
+    if await TerritoryRepository(session).get(territory_id) is None:
+        raise InvalidReference("territory_id", "territory", territory_id)
+    if principal.territory_ids is not None:
+        scoped = TerritoryRepository(session, roots=principal.territory_ids)
+        if await scoped.get(territory_id) is None:
+            raise OutOfScope("the territory lies outside this key's territories")
+    if owner_id is None:
+        return
+    owner = await OwnerRepository(session).get(owner_id)
+    if owner is None:
+        raise InvalidReference("owner_id", "owner", owner_id)
+    if not owner.active:
+        raise OwnerNotAssignable(f"owner {owner_id} is inactive", owner_id=str(owner_id))
+    if await MemberRepository(session).get_member(territory_id, owner_id) is None:
+        raise OwnerNotAssignable(
+            f"owner {owner_id} is not a member of territory {territory_id}; add them first",
+            owner_id=str(owner_id),
+            territory_id=str(territory_id),
+        )
+
+
+async def assign_manually(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    territory_id: uuid.UUID | None,
+    owner_id: uuid.UUID | None,
+    reason: str,
+    expected: ExpectedVersion,
+    principal: Principal,
+) -> Ownership:
+    """Put the customer with an owner (or, owner None, in a territory's pool) and lock it there.
+    The territory defaults to the current one."""
+    async with transaction(session, resource="ownership"):
+        current = await _locked_ownership(session, customer_id, principal, expected)
+        territory_id = territory_id or current.territory_id
+        await _check_target(
+            session, territory_id=territory_id, owner_id=owner_id, principal=principal
+        )
+        return OwnershipRepository(session).assign(
+            customer_id,
+            current,
+            territory_id=territory_id,
+            owner_id=owner_id,
+            source=OwnershipSource.MANUAL,
+            locked=True,
+            reason=reason,
+            actor=principal,
+        )
+
+
+async def unlock(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    reason: str | None,
+    expected: ExpectedVersion,
+    principal: Principal,
+) -> Ownership:
+    """Hand the customer back to the rules: unlocked and resolved at once with the active rule
+    set (it stays where it is when none is active, or when the rules agree)."""
+    async with transaction(session, resource="ownership"):
+        current = await _locked_ownership(session, customer_id, principal, expected)
+        if not current.locked:
+            raise Conflict("the ownership is not locked", customer_id=str(customer_id))
+        customer = await visible_customer(session, customer_id, principal)
+        active = await RuleSetRepository(session).active()
+        place: tuple[uuid.UUID, uuid.UUID | None, OwnershipSource, uuid.UUID | None, int | None]
+        place = (current.territory_id, current.owner_id, current.source, None, None)
+        if active is not None:
+            current.locked = False  # decide as the rules would for an unlocked customer
+            decision = await decide(session, await compiled(session, active), customer, current)
+            await record_signals(session, decision.conflicts, ruleset_version=active.number)
+            if decision.source is not Source.KEPT:
+                place = (
+                    decision.territory_id,
+                    decision.owner_id,
+                    SOURCES[decision.source],
+                    decision.rule_id,
+                    decision.ruleset_version,
+                )
+        territory_id, owner_id, source, rule_id, ruleset_version = place
+        ownership = OwnershipRepository(session).assign(
+            customer_id,
+            current,
+            territory_id=territory_id,
+            owner_id=owner_id,
+            source=source,
+            rule_id=rule_id,
+            ruleset_version=ruleset_version,
+            locked=False,
+            reason=reason or "unlocked",
+            actor=principal,
+        )
+        await session.flush()
+        if principal.territory_ids is not None:
+            await _check_target(
+                session, territory_id=ownership.territory_id, owner_id=None, principal=principal
+            )
+        return ownership
