@@ -106,10 +106,10 @@ class InvalidCursor(ServiceError):
     slug = "invalid-cursor"
     title = "The pagination cursor is not valid"
 
-    def __init__(self) -> None:
+    def __init__(self, parameter: str = "cursor") -> None:
         super().__init__(
-            "cursor is not one this list returned",
-            errors=[{"pointer": "cursor", "in": "query", "detail": "malformed cursor"}],
+            f"{parameter} is not a cursor this list returned",
+            errors=[{"pointer": parameter, "in": "query", "detail": "malformed cursor"}],
         )
 
 

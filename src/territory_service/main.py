@@ -20,6 +20,7 @@ from territory_service.config import Settings, get_settings
 from territory_service.conflicts.endpoints import router as conflicts_router
 from territory_service.customers.endpoints import router as customers_router
 from territory_service.db import create_engine, create_session_factory
+from territory_service.events.endpoints import router as events_router
 from territory_service.jobs.endpoints import router as jobs_router
 from territory_service.openapi import install_openapi
 from territory_service.operations.endpoints import router as operations_router
@@ -51,6 +52,7 @@ ROUTERS = (
     owners_router,
     territories_router,
     conflicts_router,
+    events_router,
     api_keys_router,
     audit_router,
     operations_router,

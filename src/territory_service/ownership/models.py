@@ -2,7 +2,7 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from territory_service.db import Base, UTCDateTime, string_enum, utcnow
@@ -55,7 +55,16 @@ class OwnershipEvent(Base):
     """
 
     __tablename__ = "ownership_events"
-    __table_args__ = (UniqueConstraint("customer_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("customer_id", "version"),
+        Index("uq_ownership_events_position", "position", unique=True),
+        Index(
+            "ix_ownership_events_unsequenced",
+            "id",
+            sqlite_where=text("position IS NULL"),
+            postgresql_where=text("position IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -79,3 +88,6 @@ class OwnershipEvent(Base):
     acting_owner_id: Mapped[uuid.UUID | None] = mapped_column()
     request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The change feed's order, given once the event is committed (`events/feed.py`): an event
+    # that commits late gets a later position even when its id is smaller.
+    position: Mapped[int | None] = mapped_column(BigInteger())
