@@ -12,6 +12,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.conflicts.recorder import record_signals
+from territory_service.customers.models import Customer
 from territory_service.errors import Conflict, InvalidReference, NotFound, OutOfScope
 from territory_service.owners.repository import OwnerRepository
 from territory_service.ownership.models import Ownership, OwnershipSource
@@ -38,13 +39,15 @@ async def _locked_ownership(
     customer_id: uuid.UUID,
     principal: Principal,
     expected: ExpectedVersion,
-) -> Ownership:
-    await visible_customer(session, customer_id, principal)
+) -> tuple[Customer, Ownership]:
+    """The customer (when the key reaches it) and its ownership, locked and at the expected
+    version."""
+    customer = await visible_customer(session, customer_id, principal)
     ownership = await OwnershipRepository(session).get(customer_id, for_update=True)
     if ownership is None:
         raise NotFound("ownership of customer", customer_id)
     expected.check("ownership", ownership.version)
-    return ownership
+    return customer, ownership
 
 
 async def _check_target(
@@ -88,7 +91,7 @@ async def assign_manually(
     """Put the customer with an owner (or, owner None, in a territory's pool) and lock it there.
     The territory defaults to the current one."""
     async with transaction(session, resource="ownership"):
-        current = await _locked_ownership(session, customer_id, principal, expected)
+        _, current = await _locked_ownership(session, customer_id, principal, expected)
         territory_id = territory_id or current.territory_id
         await _check_target(
             session, territory_id=territory_id, owner_id=owner_id, principal=principal
@@ -116,10 +119,9 @@ async def unlock(
     """Hand the customer back to the rules: unlocked and resolved at once with the active rule
     set (it stays where it is when none is active, or when the rules agree)."""
     async with transaction(session, resource="ownership"):
-        current = await _locked_ownership(session, customer_id, principal, expected)
+        customer, current = await _locked_ownership(session, customer_id, principal, expected)
         if not current.locked:
             raise Conflict("the ownership is not locked", customer_id=str(customer_id))
-        customer = await visible_customer(session, customer_id, principal)
         active = await RuleSetRepository(session).active()
         place: tuple[uuid.UUID, uuid.UUID | None, OwnershipSource, uuid.UUID | None, int | None]
         place = (current.territory_id, current.owner_id, current.source, None, None)

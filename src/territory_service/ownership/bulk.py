@@ -65,7 +65,6 @@ class Decided:
     places: list[tuple[uuid.UUID, Place | None, Place]]  # customer, before, after
     changes: list[Change]
     signals: list[ConflictSignal]
-    last_id: uuid.UUID
 
 
 class PoolRun:
@@ -168,7 +167,7 @@ class PoolRun:
                 change = Change(customer_id, row[4], before, decision)
                 changes.append(change)
                 self._move(customer_id, before, after)
-        return Decided(places, changes, signals, rows[-1][0])
+        return Decided(places, changes, signals)
 
     def undo(self, changes: Sequence[Change]) -> None:
         """Take back the moves of changes that were not written."""

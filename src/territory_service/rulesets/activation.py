@@ -22,7 +22,7 @@ from territory_service.errors import ConcurrentUpdate, Conflict, ServiceError
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind, JobStatus
 from territory_service.jobs.repository import JobRepository
-from territory_service.ownership.bulk import Decided, PoolRun, decide_all, write_changes
+from territory_service.ownership.bulk import Change, Decided, PoolRun, decide_all, write_changes
 from territory_service.ownership.resolver import resolve_customers
 from territory_service.rulesets.models import RuleSet, RuleSetState
 from territory_service.rulesets.repository import RuleSetRepository
@@ -166,31 +166,35 @@ async def _write_chunk(
     actor: Principal | None,
     reason: str,
 ) -> int:
-    """Write one decided chunk with its conflicts in one transaction; return the rows changed.
-
-    Rows a concurrent writer changed since they were read are not overwritten: the run forgets
-    their moves and resolves them again under a row lock. The writes are compare-and-sets, so a
-    transaction that failed is simply tried again."""
-    for attempt in range(CHUNK_ATTEMPTS):
+    """Write one decided chunk with its conflicts; return the rows changed. The writes are
+    compare-and-sets, so a transaction that failed is simply tried again."""
+    for attempt in range(1, CHUNK_ATTEMPTS + 1):
         try:
-            async with session_factory() as session, transaction(session, resource="customer"):
-                lost = await write_changes(session, decided.changes, actor=actor, reason=reason)
-                changed = len(decided.changes) - len(lost)
-                if lost:
-                    customers = await CustomerRepository(session).by_ids(
-                        {change.customer_id for change in lost}
-                    )
-                    resolved = await resolve_customers(
-                        session, customers, actor=actor, reason=reason
-                    )
-                    changed += resolved.changed
-                await record_signals(
-                    session, decided.signals, ruleset_version=run.ruleset.spec.version
-                )
+            changed, lost = await _write_once(session_factory, run, decided, actor, reason)
         except ConcurrentUpdate:
-            if attempt == CHUNK_ATTEMPTS - 1:
+            if attempt == CHUNK_ATTEMPTS:
                 raise
-            continue
-        run.undo(lost)
-        return changed
-    raise AssertionError("unreachable")
+        else:
+            run.undo(lost)
+            return changed
+    raise AssertionError("CHUNK_ATTEMPTS must be at least 1")
+
+
+async def _write_once(
+    session_factory: async_sessionmaker[AsyncSession],
+    run: PoolRun,
+    decided: Decided,
+    actor: Principal | None,
+    reason: str,
+) -> tuple[int, list[Change]]:
+    """One transaction. Rows a concurrent writer changed since they were read are not
+    overwritten: they are resolved again under a row lock, and returned as lost."""
+    async with session_factory() as session, transaction(session, resource="customer"):
+        lost = await write_changes(session, decided.changes, actor=actor, reason=reason)
+        changed = len(decided.changes) - len(lost)
+        if lost:
+            customers = await CustomerRepository(session).by_ids({c.customer_id for c in lost})
+            resolved = await resolve_customers(session, customers, actor=actor, reason=reason)
+            changed += resolved.changed
+        await record_signals(session, decided.signals, ruleset_version=run.ruleset.spec.version)
+    return changed, lost
