@@ -93,11 +93,11 @@ async def fill(session: AsyncSession, customers: int) -> dict[str, Territory]:
     await session.execute(
         text(
             f"""
-            INSERT INTO customers (id, source, external_id, name, country, province, industry,
-                employees, annual_revenue, tier, tags, attributes, version, created_at,
+            INSERT INTO customers (id, source, external_id, name, normalized_name, country,
+                province, industry, employees, annual_revenue, tier, tags, attributes, version, created_at,
                 updated_at)
             SELECT ('01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, 'bench',
-                'C' || i, '客户 ' || i, '中国',
+                'C' || i, '客户 ' || i, '客户' || i, '中国',
                 ({provinces})[1 + (i * 7) % {len(PROVINCES)}],
                 ({industries})[1 + (i * 13) % {len(INDUSTRIES)}],
                 (i * 7919) % 5000, ((i * 104729) % 1000000) * 100.0,

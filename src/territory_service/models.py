@@ -3,13 +3,15 @@
 from territory_service.api_keys.models import ApiKey
 from territory_service.audit.models import AuditEntry
 from territory_service.conflicts.models import Conflict
-from territory_service.customers.models import Customer
+from territory_service.customers.models import Customer, CustomerAlias
 from territory_service.db import Base
+from territory_service.idempotency.models import IdempotencyRecord
 from territory_service.jobs.models import Job
 from territory_service.owners.models import Owner
 from territory_service.ownership.models import Ownership, OwnershipEvent
 from territory_service.rulesets.models import RuleRow, RuleSet
 from territory_service.territories.models import Territory, TerritoryMember
+from territory_service.transfers.models import Transfer, TransferItem
 
 __all__ = [
     "ApiKey",
@@ -17,6 +19,8 @@ __all__ = [
     "Base",
     "Conflict",
     "Customer",
+    "CustomerAlias",
+    "IdempotencyRecord",
     "Job",
     "Owner",
     "Ownership",
@@ -25,4 +29,6 @@ __all__ = [
     "RuleSet",
     "Territory",
     "TerritoryMember",
+    "Transfer",
+    "TransferItem",
 ]

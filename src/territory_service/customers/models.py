@@ -5,9 +5,10 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from territory_service.db import Base, JSONDocument, UTCDateTime, Versioned
+from territory_service.db import Base, JSONDocument, UTCDateTime, Versioned, utcnow
+from territory_service.customers.names import normalize_name
 from territory_service.ids import new_id
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ class Customer(Versioned, Base):
     source: Mapped[str] = mapped_column(String(64))
     external_id: Mapped[str] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(200))
+    # The name with legal suffixes, punctuation, width and spacing folded: how duplicates
+    # (撞单) are found. Kept by the service whenever the name is written.
+    normalized_name: Mapped[str] = mapped_column(String(200), index=True)
     country: Mapped[str | None] = mapped_column(String(64))
     province: Mapped[str | None] = mapped_column(String(64), index=True)
     city: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -49,3 +53,23 @@ class Customer(Versioned, Base):
     last_activity_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     ownership: Mapped[Ownership | None] = relationship(lazy="raise", viewonly=True)
+
+    @validates("name")
+    def _fold_name(self, _key: str, name: str) -> str:
+        self.normalized_name = normalize_name(name)
+        return name
+
+
+class CustomerAlias(Base):
+    """An external id of a customer that was merged into another: it resolves to the survivor."""
+
+    __tablename__ = "customer_aliases"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    # The customer that carried this external id before the merge.
+    merged_customer_id: Mapped[uuid.UUID] = mapped_column()
+    merged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

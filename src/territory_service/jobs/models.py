@@ -15,6 +15,7 @@ from territory_service.ids import new_id
 class JobKind(enum.StrEnum):
     ACTIVATION = "activation"
     SIMULATION = "simulation"
+    HANDOVER = "handover"
 
 
 class JobStatus(enum.StrEnum):
