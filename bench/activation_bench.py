@@ -94,8 +94,8 @@ async def fill(session: AsyncSession, customers: int) -> dict[str, Territory]:
         text(
             f"""
             INSERT INTO customers (id, source, external_id, name, normalized_name, country,
-                province, industry, employees, annual_revenue, tier, tags, attributes, version, created_at,
-                updated_at)
+                province, industry, employees, annual_revenue, tier, tags, attributes, version,
+                created_at, updated_at)
             SELECT ('01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, 'bench',
                 'C' || i, '客户 ' || i, '客户' || i, '中国',
                 ({provinces})[1 + (i * 7) % {len(PROVINCES)}],

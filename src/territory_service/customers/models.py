@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from territory_service.db import Base, JSONDocument, UTCDateTime, Versioned, utcnow
 from territory_service.customers.names import normalize_name
+from territory_service.db import Base, JSONDocument, UTCDateTime, Versioned, utcnow
 from territory_service.ids import new_id
 
 if TYPE_CHECKING:
