@@ -87,6 +87,21 @@ class ConcurrentUpdate(Conflict):
         super().__init__(f"{resource} was changed by a concurrent request; read it again and retry")
 
 
+class DatabaseUnavailable(ServiceError):
+    """The database connection failed mid-request; nothing of the request was committed."""
+
+    status = 503
+    slug = "database-unavailable"
+    title = "The database is unavailable"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database connection failed; nothing was changed, retry the request "
+            "(with the same Idempotency-Key)"
+        )
+
+
 class InvalidReference(ServiceError):
     """A field names another resource that does not exist (422: the request is wrong)."""
 
@@ -151,3 +166,44 @@ class OutOfScope(Forbidden):
 
     slug = "out-of-scope"
     title = "Outside the key's territory scope"
+
+
+class InvalidIdempotencyKey(ServiceError):
+    status = 400
+    slug = "invalid-idempotency-key"
+    title = "Idempotency-Key header is not valid"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            detail,
+            errors=[{"parameter": "Idempotency-Key", "location": "header", "detail": detail}],
+        )
+
+
+class IdempotencyKeyInFlight(Conflict):
+    """The first request with this key has not answered yet; retry once it has."""
+
+    slug = "idempotency-key-in-flight"
+    title = "A request with this Idempotency-Key is still running"
+    headers = {"Retry-After": "1"}
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the first request sent with this Idempotency-Key has not finished; retry shortly "
+            "to receive its answer"
+        )
+
+
+class IdempotencyKeyReused(ServiceError):
+    status = 422
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key was used for another request"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was first used for a request with another method, path or "
+            "body; use a new key for a new request",
+            errors=[
+                {"parameter": "Idempotency-Key", "location": "header", "detail": "already used"}
+            ],
+        )

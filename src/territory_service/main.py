@@ -21,6 +21,7 @@ from territory_service.conflicts.endpoints import router as conflicts_router
 from territory_service.customers.endpoints import router as customers_router
 from territory_service.db import create_engine, create_session_factory
 from territory_service.events.endpoints import router as events_router
+from territory_service.idempotency.middleware import IdempotencyMiddleware
 from territory_service.jobs.endpoints import router as jobs_router
 from territory_service.openapi import install_openapi
 from territory_service.operations.endpoints import router as operations_router
@@ -30,6 +31,7 @@ from territory_service.ownership.resolver import DirectoryCache
 from territory_service.rulesets.endpoints import router as rulesets_router
 from territory_service.rulesets.endpoints import simulations_router
 from territory_service.territories.endpoints import router as territories_router
+from territory_service.transfers.endpoints import router as transfers_router
 
 DESCRIPTION = """
 The single source of truth for **who owns each CRM customer**.
@@ -46,6 +48,7 @@ sent as the `ETag`; writes accept `If-Match` and answer 412 when the resource ch
 ROUTERS = (
     customers_router,
     ownership_router,
+    transfers_router,
     rulesets_router,
     simulations_router,
     jobs_router,
@@ -91,9 +94,11 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    # Outermost last: request context, then audit, then the body limit.
+    # Outermost last: request context, then idempotency keys (replays carry a request id and
+    # are not audited, as they change nothing), then audit, then the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(IdempotencyMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)
     install_openapi(app)
     return app

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from territory_service.errors import ConcurrentUpdate
+from territory_service.errors import ConcurrentUpdate, DatabaseUnavailable
+
+# Deadlock detected, serialization failure: the database chose this transaction to undo.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
 @asynccontextmanager
@@ -35,3 +38,9 @@ async def transaction(
             async with session.begin():
                 await explain_integrity_error()
         raise ConcurrentUpdate(resource) from exc
+    except DBAPIError as exc:  # after IntegrityError, its subclass
+        if getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+            raise ConcurrentUpdate(resource) from exc
+        if exc.connection_invalidated:
+            raise DatabaseUnavailable() from exc
+        raise

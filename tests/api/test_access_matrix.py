@@ -77,6 +77,11 @@ def request_body(operation: dict[str, Any], ids: dict[str, str]) -> dict[str, An
         "resolve_conflict": {"note": "矩阵"},
         "dismiss_conflict": {"note": "矩阵"},
         "assign_ownership": {"reason": "矩阵", "territory_id": ids["territory_id"]},
+        "create_transfer": {
+            "customer_ids": [ids["customer_id"]],
+            "to_owner_id": ids["colleague_id"],
+            "reason": "矩阵",
+        },
     }
     return bodies.get(operation["operationId"], {})
 
@@ -105,8 +110,20 @@ async def world(client: httpx.AsyncClient, engine: AsyncEngine, app: FastAPI) ->
     elsewhere = await create_territory(client, name="华南", parent_id=country["id"])
     owner = await create_owner(client)
     await client.put(f"/v1/territories/{home['id']}/members/{owner['id']}", json={})
+    colleague = await create_owner(client)
+    await client.put(f"/v1/territories/{home['id']}/members/{colleague['id']}", json={})
     customer = await create_customer(client)
     await place_customer(engine, customer, home, owner)
+    transfer = (
+        await client.post(
+            "/v1/transfers",
+            json={
+                "customer_ids": [customer["id"]],
+                "to_owner_id": colleague["id"],
+                "reason": "矩阵",
+            },
+        )
+    ).json()
     key = (await client.post("/v1/api-keys", json={"name": "k", "scopes": ["owners:read"]})).json()
     signal = ConflictSignal(
         ConflictKind.NO_MATCH,
@@ -143,6 +160,8 @@ async def world(client: httpx.AsyncClient, engine: AsyncEngine, app: FastAPI) ->
         "customer_id": customer["id"],
         "territory_id": home["id"],
         "owner_id": owner["id"],
+        "colleague_id": colleague["id"],
+        "transfer_id": transfer["id"],
         "key_id": key["id"],
         "elsewhere_id": elsewhere["id"],
         "conflict_id": conflict["id"],

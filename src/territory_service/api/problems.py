@@ -72,7 +72,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "description": STATUS_DESCRIPTIONS[status],
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
         }
-        for status in sorted({*statuses, 422, 500})
+        # Every operation may meet a failed database connection (503, retry) or a bug (500).
+        for status in sorted({*statuses, 422, 500, 503})
     }
 
 

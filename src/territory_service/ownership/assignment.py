@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.models import Customer
 from territory_service.errors import Conflict, InvalidReference, NotFound, OutOfScope
-from territory_service.owners.repository import OwnerRepository
+from territory_service.owners.models import Owner
+from territory_service.ownership.groups import follow_group
 from territory_service.ownership.models import Ownership, OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
 from territory_service.ownership.resolver import SOURCES, decide
@@ -50,26 +52,40 @@ async def _locked_ownership(
     return customer, ownership
 
 
-async def _check_target(
+async def share_locked_owner(session: AsyncSession, owner_id: uuid.UUID) -> Owner | None:
+    """The owner, share-locked until the transaction ends: no one can deactivate them while a
+    customer is being given to them."""
+    statement = select(Owner).where(Owner.id == owner_id).with_for_update(read=True)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def check_target(
     session: AsyncSession,
     *,
-    territory_id: uuid.UUID,
+    territory_id: uuid.UUID | None,
     owner_id: uuid.UUID | None,
     principal: Principal,
+    owner_field: str = "owner_id",
+    territory_field: str = "territory_id",
 ) -> None:
-    if await TerritoryRepository(session).get(territory_id) is None:
-        raise InvalidReference("territory_id", "territory", territory_id)
-    if principal.territory_ids is not None:
-        scoped = TerritoryRepository(session, roots=principal.territory_ids)
-        if await scoped.get(territory_id) is None:
-            raise OutOfScope("the territory lies outside this key's territories")
+    """The territory exists within the key's reach, and the owner is active and a member of
+    it; with no territory, only the owner is checked."""
+    if territory_id is not None:
+        if await TerritoryRepository(session).get(territory_id) is None:
+            raise InvalidReference(territory_field, "territory", territory_id)
+        if principal.territory_ids is not None:
+            scoped = TerritoryRepository(session, roots=principal.territory_ids)
+            if await scoped.get(territory_id) is None:
+                raise OutOfScope("the territory lies outside this key's territories")
     if owner_id is None:
         return
-    owner = await OwnerRepository(session).get(owner_id)
+    owner = await share_locked_owner(session, owner_id)
     if owner is None:
-        raise InvalidReference("owner_id", "owner", owner_id)
+        raise InvalidReference(owner_field, "owner", owner_id)
     if not owner.active:
         raise OwnerNotAssignable(f"owner {owner_id} is inactive", owner_id=str(owner_id))
+    if territory_id is None:
+        return
     if await MemberRepository(session).get_member(territory_id, owner_id) is None:
         raise OwnerNotAssignable(
             f"owner {owner_id} is not a member of territory {territory_id}; add them first",
@@ -91,12 +107,12 @@ async def assign_manually(
     """Put the customer with an owner (or, owner None, in a territory's pool) and lock it there.
     The territory defaults to the current one."""
     async with transaction(session, resource="ownership"):
-        _, current = await _locked_ownership(session, customer_id, principal, expected)
+        customer, current = await _locked_ownership(session, customer_id, principal, expected)
         territory_id = territory_id or current.territory_id
-        await _check_target(
+        await check_target(
             session, territory_id=territory_id, owner_id=owner_id, principal=principal
         )
-        return OwnershipRepository(session).assign(
+        ownership = OwnershipRepository(session).assign(
             customer_id,
             current,
             territory_id=territory_id,
@@ -106,6 +122,10 @@ async def assign_manually(
             reason=reason,
             actor=principal,
         )
+        splits = await follow_group(session, customer, ownership, actor=principal, reason=reason)
+        await session.flush()
+        await record_signals(session, splits, ruleset_version=None)
+        return ownership
 
 
 async def unlock(
@@ -152,7 +172,7 @@ async def unlock(
         )
         await session.flush()
         if principal.territory_ids is not None:
-            await _check_target(
+            await check_target(
                 session, territory_id=ownership.territory_id, owner_id=None, principal=principal
             )
         return ownership

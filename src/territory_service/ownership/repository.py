@@ -33,8 +33,8 @@ class OwnershipRepository:
         if not customer_ids:
             return {}
         statement = select(Ownership).where(Ownership.customer_id.in_(customer_ids))
-        if for_update:
-            statement = statement.with_for_update()
+        if for_update:  # in id order, so that two writers never wait on each other in a cycle
+            statement = statement.order_by(Ownership.customer_id).with_for_update()
         return {o.customer_id: o for o in (await self.session.execute(statement)).scalars()}
 
     def assign(

@@ -122,7 +122,7 @@ def resolve(
             kept.append(_drift(situation, territory_id, rule, version))
         in_group = situation.group_root_id is not None and situation.group_territory_id is not None
         if in_group and situation.owner_id != situation.group_owner_id:
-            kept.append(_split(situation))
+            kept.append(group_split(situation))
         return Decision(
             situation.territory_id,
             situation.owner_id,
@@ -290,7 +290,7 @@ def _drift(
     )
 
 
-def _split(situation: Situation) -> ConflictSignal:
+def group_split(situation: Situation) -> ConflictSignal:
     owners = tuple(o for o in (situation.owner_id, situation.group_owner_id) if o is not None)
     return ConflictSignal(
         ConflictKind.GROUP_SPLIT,
