@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from territory_service.api.dependencies import (
     DEFAULT_PAGE_SIZE,
@@ -12,9 +12,10 @@ from territory_service.api.dependencies import (
     set_etag,
 )
 from territory_service.api.problems import problem_responses
-from territory_service.api.security import OwnersRead, OwnersWrite
-from territory_service.owners import service
-from territory_service.owners.schemas import Owner, OwnerCreate, OwnerPage, OwnerUpdate
+from territory_service.api.security import OwnersRead, OwnersWrite, TransfersApprove
+from territory_service.jobs.schemas import Job
+from territory_service.owners import handover, service
+from territory_service.owners.schemas import Handover, Owner, OwnerCreate, OwnerPage, OwnerUpdate
 
 router = APIRouter(prefix="/v1/owners", tags=["owners"])
 
@@ -68,7 +69,8 @@ async def update_owner(
     expected: ExpectedVersionDep,
     response: Response,
 ) -> Owner:
-    """Change an owner. Deactivating one stops new assignments to them."""
+    """Change an owner. Deactivating one stops every assignment to them; it needs them to hold
+    no customers (409 otherwise: hand them over first)."""
     owner = await service.update_owner(
         session, owner_id=owner_id, data=body, expected=expected, principal=principal
     )
@@ -86,3 +88,34 @@ async def delete_owner(
 ) -> None:
     """Delete an owner who owns no customers (409 otherwise: deactivate or hand over instead)."""
     await service.delete_owner(session, owner_id=owner_id, expected=expected, principal=principal)
+
+
+@router.post(
+    "/{owner_id}/handover",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Job,
+    responses=problem_responses(403, 404),
+)
+async def hand_over(
+    owner_id: uuid.UUID,
+    body: Handover,
+    request: Request,
+    session: SessionDep,
+    principal: TransfersApprove,
+    response: Response,
+) -> Job:
+    """Hand over everything the owner holds, as a job (202, `Location: /v1/jobs/{id}`): to
+    `to_owner_id` in each territory where they are a member, otherwise to the member the
+    territory's strategy picks (never the leaving owner), or to its pool when no member has
+    room. Territories and locks stay as they are; each customer gets its event (source
+    `transfer`), and a group root's subsidiaries follow it. Then the owner can be deactivated.
+    Needs an unconfined key (403)."""
+    job = await handover.start_handover(
+        session,
+        request.app.state.session_factory,
+        owner_id=owner_id,
+        data=body,
+        principal=principal,
+    )
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return Job.model_validate(job)

@@ -2,6 +2,7 @@ import uuid
 
 from pydantic import Field, field_validator
 
+from territory_service.ownership.schemas import Reason
 from territory_service.schemas import (
     Capacity,
     ExternalId,
@@ -45,3 +46,15 @@ class Owner(ResourceOut):
 
 class OwnerPage(PageOut):
     items: list[Owner]
+
+
+class Handover(InputModel):
+    """Everything an owner holds goes to another owner, or back to each territory's strategy."""
+
+    to_owner_id: uuid.UUID | None = Field(
+        default=None,
+        description="Who takes the customers, in every territory they are a member of; the "
+        "rest (and all, when omitted) go to the member each territory's strategy picks, or to "
+        "its pool when no member has room.",
+    )
+    reason: Reason = Field(description="Why; kept in every customer's history.")

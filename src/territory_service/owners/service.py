@@ -77,6 +77,15 @@ async def update_owner(
         owner = await repository.get_or_raise(owner_id, for_update=True)
         check_expected(expected, "owner", owner.version)
         await repository.ensure_unique(_unique_keys(changes), exclude_id=owner_id)
+        if owner.active and changes.get("active") is False:
+            # Assignments share-lock the owner row, so none can slip in after this count.
+            held = await repository.count_owned_customers(owner_id)
+            if held:
+                raise StillReferenced(
+                    f"owner {owner_id} still holds {held} customer(s); hand them over first "
+                    f"(POST /v1/owners/{owner_id}/handover)",
+                    customers=held,
+                )
         await repository.update(owner, changes)
     return owner
 

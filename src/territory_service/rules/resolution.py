@@ -154,7 +154,7 @@ def resolve(
     owner_id = (
         None
         if rule is None
-        else _owner_in_territory(
+        else owner_in_territory(
             territory_id, named_owner, situation, directory, load, trace, conflicts
         )
     )
@@ -210,7 +210,7 @@ def _territory_by_rules(
     return winner.territory_id, winner.owner_id, winner
 
 
-def _owner_in_territory(
+def owner_in_territory(
     territory_id: uuid.UUID,
     named_owner: uuid.UUID | None,
     situation: Situation,
@@ -219,6 +219,9 @@ def _owner_in_territory(
     trace: list[Step],
     conflicts: list[ConflictSignal],
 ) -> uuid.UUID | None:
+    """The owner inside the territory (DESIGN §3.5): a named active owner, else the current one
+    while they have room, else the strategy's pick among members with room, else None (the
+    pool, `no_capacity` logged). Appends its steps to `trace` and signals to `conflicts`."""
     if named_owner is not None:
         owner = directory.owners.get(named_owner)
         if owner is not None and owner.active:

@@ -1,0 +1,207 @@
+"""Hand-over: everything a leaving owner holds goes to one named owner, or is redistributed by
+each territory's strategy, as a job.
+
+The job works in chunks, each one transaction: it locks the next customers the owner still
+holds (group roots first, so a subsidiary follows its root instead of being dealt out on its
+own), chooses each one's new owner as resolution would with the leaving owner treated as
+inactive, and writes the ownership with its event. Territories and locks stay as they are.
+What the owner gains meanwhile is picked up by a later chunk, so the job ends only when they
+hold nothing; then they can be deactivated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from territory_service.conflicts.recorder import record_signals
+from territory_service.customers.models import Customer
+from territory_service.errors import ConcurrentUpdate, OutOfScope, ServiceError
+from territory_service.jobs import service as jobs
+from territory_service.jobs.models import Job, JobKind
+from territory_service.jobs.repository import JobRepository
+from territory_service.owners.repository import OwnerRepository
+from territory_service.owners.schemas import Handover
+from territory_service.ownership.assignment import check_target
+from territory_service.ownership.groups import follow_group
+from territory_service.ownership.models import Ownership, OwnershipSource
+from territory_service.ownership.repository import OwnershipRepository
+from territory_service.ownership.resolver import directory_for
+from territory_service.rules.directory import Directory, OwnerInfo
+from territory_service.rules.resolution import ConflictSignal, Situation, Step, owner_in_territory
+from territory_service.security.principal import Principal
+from territory_service.transaction import transaction
+
+CHUNK = 500
+CHUNK_ATTEMPTS = 3
+
+
+class HandoverToSelf(ServiceError):
+    status = 422
+    slug = "handover-to-self"
+    title = "An owner cannot hand over to themselves"
+
+
+@dataclass
+class Tally:
+    """Where the customers the owner held went."""
+
+    moved: int = 0  # to another owner
+    to_pool: int = 0  # no member had room
+
+    def as_result(self) -> dict[str, Any]:
+        return {"moved": self.moved, "to_pool": self.to_pool}
+
+
+async def start_handover(
+    session: AsyncSession,
+    session_factory: async_sessionmaker[AsyncSession],
+    *,
+    owner_id: uuid.UUID,
+    data: Handover,
+    principal: Principal,
+) -> Job:
+    async with transaction(session, resource="owner"):
+        owners = OwnerRepository(session, roots=principal.territory_ids)
+        owner = await owners.get_or_raise(owner_id)
+        if principal.is_territory_scoped:
+            raise OutOfScope(
+                "a hand-over moves customers in every territory; use an unconfined key"
+            )
+        if data.to_owner_id == owner.id:
+            raise HandoverToSelf(
+                "to_owner_id names the leaving owner",
+                errors=[{"pointer": "#/to_owner_id", "detail": "the leaving owner"}],
+            )
+        await check_target(
+            session,
+            territory_id=None,
+            owner_id=data.to_owner_id,
+            principal=principal,
+            owner_field="to_owner_id",
+        )
+        held = await owners.count_owned_customers(owner.id)
+        job = await JobRepository(session).add(
+            Job(
+                kind=JobKind.HANDOVER,
+                subject_id=owner.id,
+                total=held,
+                created_by_key_id=principal.key_id,
+            )
+        )
+
+    async def work() -> dict[str, Any]:
+        return await hand_over(
+            session_factory,
+            job_id=job.id,
+            owner_id=owner_id,
+            to_owner_id=data.to_owner_id,
+            reason=data.reason,
+            actor=principal,
+        )
+
+    jobs.start(session_factory, job.id, work)
+    return job
+
+
+async def hand_over(
+    session_factory: async_sessionmaker[AsyncSession],
+    *,
+    job_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    to_owner_id: uuid.UUID | None,
+    reason: str,
+    actor: Principal,
+) -> dict[str, Any]:
+    tally, done = Tally(), 0
+    while True:
+        for attempt in range(1, CHUNK_ATTEMPTS + 1):
+            try:
+                async with session_factory() as session, transaction(session, resource="ownership"):
+                    count = await _hand_over_chunk(
+                        session, owner_id, to_owner_id, reason=reason, actor=actor, tally=tally
+                    )
+                break
+            except ConcurrentUpdate:  # lost a race (deadlock); the chunk is read again
+                if attempt == CHUNK_ATTEMPTS:
+                    raise
+        if count == 0:
+            return tally.as_result()
+        done += count
+        await jobs.report(session_factory, job_id, done=done)
+
+
+async def _hand_over_chunk(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    to_owner_id: uuid.UUID | None,
+    *,
+    reason: str,
+    actor: Principal,
+    tally: Tally,
+) -> int:
+    """Hand over the next customers the owner holds; how many (0: nothing left)."""
+    rows = (
+        await session.execute(
+            select(Ownership, Customer)
+            .join(Customer, Customer.id == Ownership.customer_id)
+            .where(Ownership.owner_id == owner_id)
+            .order_by(Customer.parent_id.is_not(None), Ownership.customer_id)
+            .limit(CHUNK)
+            .with_for_update(of=Ownership)
+        )
+    ).all()
+    if not rows:
+        return 0
+    directory, load = await directory_for(session, {o.territory_id for o, _ in rows})
+    directory = _without(directory, owner_id)
+    ownerships = OwnershipRepository(session)
+    signals: list[ConflictSignal] = []
+    for ownership, customer in rows:
+        if ownership.owner_id != owner_id:
+            continue  # its group root, handed over earlier in this chunk, took it along
+        territory_id = ownership.territory_id
+        named = (
+            to_owner_id
+            if to_owner_id is not None and directory.member(territory_id, to_owner_id)
+            else None
+        )
+        steps: list[Step] = []
+        chosen = owner_in_territory(
+            territory_id,
+            named,
+            Situation(customer_id=ownership.customer_id, territory_id=territory_id),
+            directory,
+            load,
+            steps,
+            signals,
+        )
+        ownerships.assign(
+            ownership.customer_id,
+            ownership,
+            territory_id=territory_id,
+            owner_id=chosen,
+            source=OwnershipSource.TRANSFER,
+            locked=ownership.locked,
+            reason=reason,
+            actor=actor,
+        )
+        load.move((territory_id, owner_id), (territory_id, chosen))
+        signals += await follow_group(session, customer, ownership, actor=actor, reason=reason)
+    tally.moved += sum(o.owner_id is not None for o, _ in rows)
+    tally.to_pool += sum(o.owner_id is None for o, _ in rows)
+    await session.flush()
+    await record_signals(session, signals, ruleset_version=None)
+    return len(rows)
+
+
+def _without(directory: Directory, owner_id: uuid.UUID) -> Directory:
+    """The directory with the leaving owner inactive: no strategy picks them."""
+    leaving = directory.owners.get(owner_id)
+    capacity = leaving.capacity if leaving else None
+    owners = {**directory.owners, owner_id: OwnerInfo(owner_id, active=False, capacity=capacity)}
+    return Directory(directory.territories, owners)
