@@ -33,6 +33,30 @@ class Settings(BaseSettings):
         description="How long `POST /v1/resolve` reuses territories, members and their load "
         "(0: read them on every request). Stored customers are always resolved fresh.",
     )
+    idempotency_ttl_hours: int = Field(
+        default=24,
+        ge=24,
+        description="How long an Idempotency-Key and its answer are kept (at least 24 hours).",
+    )
+    idempotency_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a request holds its Idempotency-Key without renewing the claim; "
+        "a running request renews it, so only a key whose process died lapses.",
+    )
+    pool_reclaim_interval_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="How often the service runs the pool's automatic reclaim (0: never; one "
+        "replica at a time runs it, through a lease in the database).",
+    )
+    pool_day_utc_offset_hours: float = Field(
+        default=8,
+        ge=-12,
+        le=14,
+        description="The pool's time zone as hours from UTC: where a day begins for daily claim "
+        "limits (default UTC+8, China Standard Time).",
+    )
     demo_key_file: Path = Field(
         default=Path("demo-admin-key.txt"),
         description="Where `territory-service demo` keeps the demo admin key.",

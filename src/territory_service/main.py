@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,7 +21,7 @@ from territory_service.audit.middleware import AuditMiddleware
 from territory_service.config import Settings, get_settings
 from territory_service.conflicts.endpoints import router as conflicts_router
 from territory_service.customers.endpoints import router as customers_router
-from territory_service.db import create_engine, create_session_factory
+from territory_service.db import create_engine, create_session_factory, utcnow
 from territory_service.events.endpoints import router as events_router
 from territory_service.idempotency.middleware import IdempotencyMiddleware
 from territory_service.jobs.endpoints import router as jobs_router
@@ -28,6 +30,8 @@ from territory_service.operations.endpoints import router as operations_router
 from territory_service.owners.endpoints import router as owners_router
 from territory_service.ownership.endpoints import router as ownership_router
 from territory_service.ownership.resolver import DirectoryCache
+from territory_service.pool.endpoints import router as pool_router
+from territory_service.pool.reclaim import reclaim_on_schedule
 from territory_service.rulesets.endpoints import router as rulesets_router
 from territory_service.rulesets.endpoints import simulations_router
 from territory_service.territories.endpoints import router as territories_router
@@ -49,6 +53,7 @@ ROUTERS = (
     customers_router,
     ownership_router,
     transfers_router,
+    pool_router,
     rulesets_router,
     simulations_router,
     jobs_router,
@@ -76,9 +81,23 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         own_engine = engine is None
         app.state.engine = create_engine(settings) if engine is None else engine
         app.state.session_factory = create_session_factory(app.state.engine)
+        schedule = None
+        if settings.pool_reclaim_interval_seconds > 0:
+            schedule = asyncio.create_task(
+                reclaim_on_schedule(
+                    app.state.session_factory,
+                    interval=settings.pool_reclaim_interval_seconds,
+                    clock=lambda: app.state.clock(),
+                ),
+                name="pool-reclaim-schedule",
+            )
         try:
             yield
         finally:
+            if schedule is not None:
+                schedule.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await schedule
             if own_engine:
                 await app.state.engine.dispose()
 
@@ -90,6 +109,7 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
+    app.state.clock = utcnow  # what time it is for the pool's clocks; tests move it
     app.state.preview_directories = DirectoryCache(settings.preview_cache_seconds)
     install_problem_handlers(app)
     for router in ROUTERS:

@@ -9,6 +9,7 @@ from territory_service.idempotency.models import IdempotencyRecord
 from territory_service.jobs.models import Job
 from territory_service.owners.models import Owner
 from territory_service.ownership.models import Ownership, OwnershipEvent
+from territory_service.pool.models import Lease, PoolRules
 from territory_service.rulesets.models import RuleRow, RuleSet
 from territory_service.territories.models import Territory, TerritoryMember
 from territory_service.transfers.models import Transfer, TransferItem
@@ -22,9 +23,11 @@ __all__ = [
     "CustomerAlias",
     "IdempotencyRecord",
     "Job",
+    "Lease",
     "Owner",
     "Ownership",
     "OwnershipEvent",
+    "PoolRules",
     "RuleRow",
     "RuleSet",
     "Territory",

@@ -64,6 +64,7 @@ OwnersRead = Annotated[Principal, Security(authenticate, scopes=[Scope.OWNERS_RE
 OwnersWrite = Annotated[Principal, Security(authenticate, scopes=[Scope.OWNERS_WRITE])]
 TerritoriesRead = Annotated[Principal, Security(authenticate, scopes=[Scope.TERRITORIES_READ])]
 TerritoriesWrite = Annotated[Principal, Security(authenticate, scopes=[Scope.TERRITORIES_WRITE])]
+PoolClaim = Annotated[Principal, Security(authenticate, scopes=[Scope.POOL_CLAIM])]
 TransfersWrite = Annotated[Principal, Security(authenticate, scopes=[Scope.TRANSFERS_WRITE])]
 # Deciding ownership by hand (manual assignment, unlock, approving transfers).
 TransfersApprove = Annotated[Principal, Security(authenticate, scopes=[Scope.TRANSFERS_APPROVE])]

@@ -16,6 +16,7 @@ class JobKind(enum.StrEnum):
     ACTIVATION = "activation"
     SIMULATION = "simulation"
     HANDOVER = "handover"
+    RECLAIM = "reclaim"
 
 
 class JobStatus(enum.StrEnum):

@@ -47,36 +47,41 @@ async def report(
         await repository.update(job, changes | {"updated_at": utcnow()})
 
 
+async def run(
+    session_factory: async_sessionmaker[AsyncSession],
+    job_id: uuid.UUID,
+    work: Callable[[], Awaitable[dict[str, Any]]],
+) -> None:
+    """Run `work` now; its result or failure ends the job."""
+    await report(session_factory, job_id, status=JobStatus.RUNNING, started_at=utcnow())
+    try:
+        result = await work()
+    except Exception as exc:
+        logger.exception("job failed", extra={"job_id": str(job_id)})
+        await report(
+            session_factory,
+            job_id,
+            status=JobStatus.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=utcnow(),
+        )
+        return
+    await report(
+        session_factory,
+        job_id,
+        status=JobStatus.SUCCEEDED,
+        result=result,
+        finished_at=utcnow(),
+    )
+
+
 def start(
     session_factory: async_sessionmaker[AsyncSession],
     job_id: uuid.UUID,
     work: Callable[[], Awaitable[dict[str, Any]]],
 ) -> None:
-    """Run `work` in the background; its result or failure ends the job."""
-
-    async def run() -> None:
-        await report(session_factory, job_id, status=JobStatus.RUNNING, started_at=utcnow())
-        try:
-            result = await work()
-        except Exception as exc:
-            logger.exception("job failed", extra={"job_id": str(job_id)})
-            await report(
-                session_factory,
-                job_id,
-                status=JobStatus.FAILED,
-                error=f"{type(exc).__name__}: {exc}"[:2000],
-                finished_at=utcnow(),
-            )
-            return
-        await report(
-            session_factory,
-            job_id,
-            status=JobStatus.SUCCEEDED,
-            result=result,
-            finished_at=utcnow(),
-        )
-
-    task = asyncio.create_task(run(), name=f"job-{job_id}")
+    """Run `work` in the background, after the request has answered."""
+    task = asyncio.create_task(run(session_factory, job_id, work), name=f"job-{job_id}")
     _RUNNING.add(task)
     task.add_done_callback(_RUNNING.discard)
 

@@ -20,13 +20,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table, and_, case, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from territory_service.customers.models import Customer
 from territory_service.db import dialect_insert, fetch_rows, string_array, utcnow
 from territory_service.logs import request_id_var
-from territory_service.ownership.models import Ownership, OwnershipEvent
+from territory_service.ownership.models import Ownership, OwnershipEvent, OwnershipSource
 from territory_service.ownership.resolver import SOURCES, directory_for
 from territory_service.rules.directory import Directory, Load
 from territory_service.rules.facts import ATTRIBUTE_PREFIX, FIELDS
@@ -254,7 +254,7 @@ async def _upsert(
     new = insert.excluded
     upsert = insert.on_conflict_do_update(
         index_elements=[_OWNERSHIPS.c.customer_id],
-        set_={name: new[name] for name in _WRITTEN},
+        set_={name: new[name] for name in _WRITTEN} | {"held_since": _kept_clock(new)},
         where=_OWNERSHIPS.c.version == new.version - 1,
     ).returning(_OWNERSHIPS.c.customer_id)
     written: set[uuid.UUID] = set()
@@ -275,6 +275,18 @@ _WRITTEN = (
     "assigned_at",
 )  # fmt: skip
 
+
+def _kept_clock(new: Any) -> Any:
+    """`held_since` on update, as `OwnershipRepository.assign` keeps it: none in the pool, the
+    old one for the same owner or a group move between owners, else the new one (now)."""
+    old = _OWNERSHIPS.c
+    keeps = and_(
+        old.owner_id.is_not(None),
+        or_(old.owner_id == new.owner_id, new.source == OwnershipSource.GROUP.value),
+    )
+    return case((new.owner_id.is_(None), None), (keeps, old.held_since), else_=new.held_since)
+
+
 # PostgreSQL: the changes go to a session-local staging table by COPY, then one statement
 # upserts the rows (compare-and-set on the version) and inserts the events of those it wrote.
 _STAGING = "ownership_changes"
@@ -291,12 +303,16 @@ CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} (
 _APPLY_STAGING = f"""
 WITH written AS (
     INSERT INTO ownerships AS o (customer_id, territory_id, owner_id, source, rule_id,
-        ruleset_version, locked, version, assigned_at)
+        ruleset_version, locked, version, assigned_at, held_since)
     SELECT customer_id, territory_id, owner_id, source, rule_id, ruleset_version, false,
-        version, $1
+        version, $1, CASE WHEN owner_id IS NULL THEN NULL ELSE $1::timestamptz END
     FROM {_STAGING}
     ON CONFLICT (customer_id) DO UPDATE SET
-        {", ".join(f"{name} = excluded.{name}" for name in _WRITTEN)}
+        {", ".join(f"{name} = excluded.{name}" for name in _WRITTEN)},
+        held_since = CASE WHEN excluded.owner_id IS NULL THEN NULL
+            WHEN o.owner_id IS NOT NULL
+                AND (o.owner_id = excluded.owner_id OR excluded.source = 'group')
+            THEN o.held_since ELSE excluded.held_since END
     WHERE o.version = excluded.version - 1
     RETURNING o.customer_id
 )
@@ -359,6 +375,7 @@ def _ownership_row(change: Change, now: object) -> dict[str, Any]:
         "locked": False,
         "version": (change.version or 0) + 1,
         "assigned_at": now,
+        "held_since": None if decision.owner_id is None else now,
     }
 
 

@@ -17,6 +17,8 @@ class OwnershipSource(enum.StrEnum):
     TRANSFER = "transfer"
     GROUP = "group"
     MERGE = "merge"
+    RELEASE = "release"  # an owner gave it back to the pool
+    RECLAIM = "reclaim"  # the pool took it back after too long without follow-up
 
 
 _source_type = string_enum(OwnershipSource, "ownership_source")
@@ -43,6 +45,10 @@ class Ownership(Base):
     locked: Mapped[bool] = mapped_column(default=False)
     version: Mapped[int] = mapped_column()
     assigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When the current owner's hold began: the pool's reclaim clock runs from the later of this
+    # and the customer's last follow-up. Transfers, hand-overs, group moves and merges keep it,
+    # so moving a customer around never resets the clock. NULL while in the pool.
+    held_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -58,6 +64,14 @@ class OwnershipEvent(Base):
     __table_args__ = (
         UniqueConstraint("customer_id", "version"),
         Index("uq_ownership_events_position", "position", unique=True),
+        # Claims per owner and day (the pool's daily claim limit).
+        Index(
+            "ix_ownership_events_claims",
+            "owner_id",
+            "created_at",
+            sqlite_where=text("source = 'claim'"),
+            postgresql_where=text("source = 'claim'"),
+        ),
         Index(
             "ix_ownership_events_unsequenced",
             "id",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterable
 
@@ -15,6 +16,27 @@ from territory_service.pagination import Page, paginate
 from territory_service.security.principal import Principal
 
 Place = tuple[uuid.UUID | None, uuid.UUID | None]  # (territory, owner); owner None: the pool
+
+
+# Moves that pass a customer from owner to owner without anyone deciding to work it anew keep
+# the pool's reclaim clock running (a hand-over must not buy a rep more time).
+KEEPS_CLOCK = frozenset({OwnershipSource.TRANSFER, OwnershipSource.GROUP, OwnershipSource.MERGE})
+
+
+def held_since(
+    current: Ownership | None,
+    owner_id: uuid.UUID | None,
+    source: OwnershipSource,
+    now: dt.datetime,
+) -> dt.datetime | None:
+    """When the new owner's hold began: None in the pool, kept for the same owner and for
+    moves that keep the clock, else now."""
+    if owner_id is None:
+        return None
+    previous = None if current is None else current.owner_id
+    if current is not None and previous is not None:
+        return current.held_since if previous == owner_id or source in KEEPS_CLOCK else now
+    return now
 
 
 class OwnershipRepository:
@@ -60,6 +82,7 @@ class OwnershipRepository:
             (None, None) if current is None else (current.territory_id, current.owner_id)
         )
         version = 1 if current is None else current.version + 1
+        now = utcnow()
         values = {
             "territory_id": territory_id,
             "owner_id": owner_id,
@@ -67,7 +90,8 @@ class OwnershipRepository:
             "rule_id": rule_id,
             "ruleset_version": ruleset_version,
             "locked": locked,
-            "assigned_at": utcnow(),
+            "assigned_at": now,
+            "held_since": held_since(current, owner_id, source, now),
         }
         if current is None:
             current = Ownership(customer_id=customer_id, **values)
@@ -79,9 +103,15 @@ class OwnershipRepository:
         return current
 
     def record_removal(
-        self, ownership: Ownership, *, reason: str, actor: Principal
+        self,
+        ownership: Ownership,
+        *,
+        reason: str,
+        actor: Principal,
+        source: OwnershipSource = OwnershipSource.MANUAL,
     ) -> OwnershipEvent:
-        """The event that closes a customer's history when it leaves the pool."""
+        """The event that closes a customer's history when it leaves the pool (deleted, or
+        merged into another customer: source `merge`)."""
         event = self._event(
             ownership,
             (ownership.territory_id, ownership.owner_id),
@@ -90,7 +120,7 @@ class OwnershipRepository:
             version=ownership.version + 1,
             after=(None, None),
         )
-        event.source = OwnershipSource.MANUAL
+        event.source = source
         event.locked = False
         return event
 
