@@ -30,6 +30,7 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("response_body", sa.LargeBinary(), nullable=True),
+        sa.Column("lease_token", sa.Uuid(), nullable=False),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),

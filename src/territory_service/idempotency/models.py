@@ -25,6 +25,9 @@ class IdempotencyRecord(Base):
     response_status: Mapped[int | None] = mapped_column()
     response_headers: Mapped[list[Any] | None] = mapped_column(JSONDocument)
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Names the request holding the lease, so that one whose lease lapsed and was taken over
+    # can neither store its answer nor release the key of the request that took it.
+    lease_token: Mapped[uuid.UUID] = mapped_column()
     lease_until: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
