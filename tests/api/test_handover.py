@@ -140,6 +140,7 @@ async def test_a_group_stays_together_through_a_hand_over(
         for _ in range(4)
     ]
     (leaving,) = await owners_of(client, [root["id"]])
+    assert leaving is not None
     assert set(await owners_of(client, children)) == {leaving}
 
     job = await hand_over(client, leaving)
