@@ -77,6 +77,12 @@ def request_body(operation: dict[str, Any], ids: dict[str, str]) -> dict[str, An
         "resolve_conflict": {"note": "矩阵"},
         "dismiss_conflict": {"note": "矩阵"},
         "assign_ownership": {"reason": "矩阵", "territory_id": ids["territory_id"]},
+        # Any id that validates: the refusal comes before the other customer is looked at.
+        "merge_customer": {"customer_id": ids["owner_id"]},
+        "release_customer": {"reason": "矩阵"},
+        "claim_customer": {"owner_id": ids["owner_id"]},
+        "claim_customers": {"customer_ids": [ids["customer_id"]], "owner_id": ids["owner_id"]},
+        "hand_over": {"reason": "矩阵"},
         "create_transfer": {
             "customer_ids": [ids["customer_id"]],
             "to_owner_id": ids["colleague_id"],

@@ -1,4 +1,5 @@
-"""Conflicts: logged once per cause while open, listed and filtered, resolved or dismissed."""
+"""Conflicts: logged once per cause while open, listed and filtered, resolved (possibly with
+an action: assign, merge) or dismissed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from fastapi import FastAPI
 from territory_service.conflicts.recorder import record_signals
 from territory_service.rules.resolution import ConflictKind, ConflictSignal
 from territory_service.security.scopes import Scope
-from tests.api.helpers import assert_problem, create_territory, list_all
+from tests.api.helpers import (
+    activate,
+    assert_problem,
+    create_customer,
+    create_owner,
+    create_territory,
+    list_all,
+)
 from tests.conftest import KeyMaker, http_client
 from tests.openapi_conformance import DeclaredResponses
 
@@ -345,3 +353,203 @@ async def test_a_confined_key_sees_only_conflicts_in_its_territories(
         "open",
         "resolved",
     ]
+
+
+# Resolutions that carry an action: it runs in the same transaction as closing the conflict.
+
+
+async def duplicate_pair(
+    client: httpx.AsyncClient, regions: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Two records of one company, one in 华东 and one in 华南, and their conflict."""
+    await activate(client, regions["ruleset"])
+    east = await create_customer(client, name="宁波港口有限公司", province="上海")
+    south = await create_customer(client, name="宁波港口", province="广东")
+    conflict = await only_conflict(client, kind="duplicate_customer")
+    return east, south, conflict
+
+
+def assign_to(customer: dict[str, Any], owner_id: str | None, **more: Any) -> dict[str, Any]:
+    return {"type": "assign", "customer_id": customer["id"], "owner_id": owner_id} | more
+
+
+async def resolve_with(
+    client: httpx.AsyncClient,
+    conflict: dict[str, Any],
+    action: dict[str, Any],
+    note: str = "华东跟进",
+    **headers: str,
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/conflicts/{conflict['id']}/resolve",
+        json={"note": note, "action": action},
+        headers=headers,
+    )
+
+
+async def test_an_assign_action_assigns_and_locks_and_the_actor_is_kept(
+    client: httpx.AsyncClient,
+    regions: dict[str, Any],
+    app: FastAPI,
+    make_key: KeyMaker,
+    declared_responses: DeclaredResponses,
+) -> None:
+    east, south, conflict = await duplicate_pair(client, regions)
+    manager = await create_owner(client, external_id="crm-manager-1")
+    key = await make_key(
+        Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE, Scope.TRANSFERS_APPROVE, Scope.ACT_AS
+    )
+    owner_id = (await client.get(f"/v1/customers/{east['id']}")).json()["ownership"]["owner_id"]
+    action = assign_to(south, owner_id, territory_id=regions["east"]["id"], ownership_version=1)
+
+    async with http_client(app, declared_responses, key) as integration:
+        response = await resolve_with(
+            integration, conflict, action, **{"X-Act-As": "crm-manager-1", "If-Match": '"1"'}
+        )
+
+    assert response.status_code == 200, response.text
+    closed = response.json()
+    assert (closed["status"], closed["resolution_note"]) == ("resolved", "华东跟进")
+    assert closed["resolution_action"] == action
+    assert closed["closed_by_owner_id"] == manager["id"]
+    ownership = (await client.get(f"/v1/customers/{south['id']}/ownership")).json()
+    assert (ownership["owner_id"], ownership["territory_id"]) == (owner_id, regions["east"]["id"])
+    assert (ownership["source"], ownership["locked"], ownership["version"]) == ("manual", True, 2)
+    events = await list_all(client, f"/v1/customers/{south['id']}/history")
+    assert [e["version"] for e in events] == [1, 2]
+    assert events[-1]["reason"] == "华东跟进"
+    assert events[-1]["actor_key_id"] == closed["closed_by_key_id"]
+    assert events[-1]["acting_owner_id"] == manager["id"]
+    (admin_key,) = [k for k in await list_all(client, "/v1/api-keys") if "admin" in k["scopes"]]
+    assert closed["closed_by_key_id"] not in (None, admin_key["id"])
+
+
+async def test_dismissing_keeps_the_acting_owner(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    make_key: KeyMaker,
+    declared_responses: DeclaredResponses,
+) -> None:
+    await record(app, tie())
+    conflict = await only_conflict(client)
+    owner = await create_owner(client, external_id="crm-manager-2")
+    key = await make_key(Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE, Scope.ACT_AS)
+
+    async with http_client(app, declared_responses, key) as integration:
+        response = await integration.post(
+            f"/v1/conflicts/{conflict['id']}/dismiss",
+            json={"note": "不是问题"},
+            headers={"X-Act-As": "crm-manager-2"},
+        )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["closed_by_owner_id"] == owner["id"]
+    assert response.json()["resolution_action"] is None
+
+
+async def test_a_failing_action_leaves_the_conflict_open_and_changes_nothing(
+    client: httpx.AsyncClient, regions: dict[str, Any]
+) -> None:
+    _, south, conflict = await duplicate_pair(client, regions)
+    outsider = regions["wang"]["id"]  # not a member of 华东
+    before = (await client.get(f"/v1/customers/{south['id']}/ownership")).json()
+
+    refused = await resolve_with(
+        client, conflict, assign_to(south, outsider, territory_id=regions["east"]["id"])
+    )
+    stale = await resolve_with(client, conflict, assign_to(south, None, ownership_version=5))
+    unknown_owner = await resolve_with(client, conflict, assign_to(south, str(uuid.uuid4())))
+
+    assert_problem(refused, 422, "owner-not-assignable")
+    assert assert_problem(stale, 412, "stale-version")["current_version"] == 1
+    problem = assert_problem(unknown_owner, 422, "invalid-reference")
+    assert problem["errors"][0]["pointer"] == "#/action/owner_id"
+    after = await client.get(f"/v1/conflicts/{conflict['id']}")
+    assert (after.json()["status"], after.json()["version"]) == ("open", conflict["version"])
+    assert (await client.get(f"/v1/customers/{south['id']}/ownership")).json() == before
+
+
+async def test_an_action_needs_the_scope_of_its_own_operation(
+    client: httpx.AsyncClient,
+    regions: dict[str, Any],
+    app: FastAPI,
+    make_key: KeyMaker,
+    declared_responses: DeclaredResponses,
+) -> None:
+    east, south, conflict = await duplicate_pair(client, regions)
+    key = await make_key(Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE)
+
+    async with http_client(app, declared_responses, key) as writer:
+        assign = await resolve_with(writer, conflict, assign_to(south, None))
+        merge = await resolve_with(
+            writer,
+            conflict,
+            {"type": "merge", "survivor_id": east["id"], "merged_id": south["id"]},
+        )
+
+    problem = assert_problem(assign, 403, "forbidden")
+    assert problem["missing_scopes"] == ["transfers:approve"]
+    assert merge.status_code == 200, merge.text
+
+
+async def test_a_merge_action_merges_and_closes_the_conflict_with_its_note(
+    client: httpx.AsyncClient, regions: dict[str, Any]
+) -> None:
+    east, south, conflict = await duplicate_pair(client, regions)
+    action = {"type": "merge", "survivor_id": east["id"], "merged_id": south["id"]}
+
+    response = await resolve_with(client, conflict, action, note="同一家，保留华东的记录")
+
+    assert response.status_code == 200, response.text
+    closed = response.json()
+    assert (closed["status"], closed["resolution_note"]) == ("resolved", "同一家，保留华东的记录")
+    assert closed["resolution_action"] == action
+    assert_problem(await client.get(f"/v1/customers/{south['id']}"), 404, "not-found")
+    survivor = (await client.get(f"/v1/customers/{east['id']}")).json()
+    assert survivor["ownership"] == east["ownership"]
+
+
+async def test_an_action_must_name_the_conflicts_customers(
+    client: httpx.AsyncClient, regions: dict[str, Any]
+) -> None:
+    east, _, conflict = await duplicate_pair(client, regions)
+    stranger = await create_customer(client, province="广东")
+
+    assign = await resolve_with(client, conflict, assign_to(stranger, None))
+    merge = await resolve_with(
+        client, conflict, {"type": "merge", "survivor_id": east["id"], "merged_id": stranger["id"]}
+    )
+    malformed = await resolve_with(client, conflict, {"type": "split", "customer_id": east["id"]})
+
+    for response, pointer in ((assign, "customer_id"), (merge, "merged_id")):
+        problem = assert_problem(response, 422, "action-not-applicable")
+        assert problem["errors"][0]["pointer"] == f"#/action/{pointer}"
+    assert_problem(malformed, 422, "validation-error")
+    assert (await only_conflict(client, kind="duplicate_customer"))["status"] == "open"
+    assert len(await list_all(client, "/v1/customers")) == 3
+
+
+async def test_racing_resolutions_with_actions_let_exactly_one_win(
+    client: httpx.AsyncClient, regions: dict[str, Any]
+) -> None:
+    east, south, conflict = await duplicate_pair(client, regions)
+    merge = {"type": "merge", "survivor_id": east["id"], "merged_id": south["id"]}
+    assign = assign_to(south, regions["wang"]["id"])
+
+    responses = await asyncio.gather(
+        *(resolve_with(client, conflict, merge if n % 2 else assign) for n in range(10))
+    )
+
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(200) == 1, [r.text for r in responses]
+    assert set(statuses) <= {200, 404, 409}, statuses
+    closed = (await client.get(f"/v1/conflicts/{conflict['id']}")).json()
+    winner = next(r.json() for r in responses if r.status_code == 200)
+    assert closed["resolution_action"] == winner["resolution_action"]
+    survivors = {c["id"] for c in await list_all(client, "/v1/customers")}
+    if winner["resolution_action"]["type"] == "merge":
+        assert survivors == {east["id"]}
+    else:
+        assert survivors == {east["id"], south["id"]}
+        events = await list_all(client, f"/v1/customers/{south['id']}/history")
+        assert [e["version"] for e in events] == [1, 2]

@@ -75,7 +75,7 @@ async def get_conflict(
 @router.post(
     "/{conflict_id}/resolve",
     response_model=Conflict,
-    responses=problem_responses(400, 404, 409, 412),
+    responses=problem_responses(400, 403, 404, 409, 412),
 )
 async def resolve_conflict(
     conflict_id: uuid.UUID,
@@ -87,7 +87,13 @@ async def resolve_conflict(
 ) -> Conflict:
     """Close an open conflict as resolved, with a note (409 when it is already closed).
 
-    Detecting the same cause again later opens a new conflict."""
+    The resolution may carry an `action`, carried out in the same transaction so that the
+    conflict closes only if it succeeds: `assign` one of the conflict's customers to an owner
+    (locked, as `PUT /v1/customers/{id}/ownership`; needs `transfers:approve`), or `merge` two
+    of its customers (as `POST /v1/customers/{id}/merge`; needs `customers:write`). The
+    action's errors answer as they would on their own. The key and the owner it acts for
+    (`X-Act-As`) are kept with the conflict. Detecting the same cause again later opens a new
+    conflict."""
     conflict = await service.resolve_conflict(
         session, conflict_id=conflict_id, data=body, expected=expected, principal=principal
     )

@@ -54,4 +54,8 @@ class Conflict(Versioned, Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     resolution_note: Mapped[str | None] = mapped_column(String(2000))
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Who closed it: the API key, and the owner it acted for (X-Act-As).
     closed_by_key_id: Mapped[uuid.UUID | None] = mapped_column()
+    closed_by_owner_id: Mapped[uuid.UUID | None] = mapped_column()
+    # The action the resolution carried out (an assignment, a merge), as it was asked for.
+    resolution_action: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)

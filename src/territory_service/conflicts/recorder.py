@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, text
@@ -44,15 +46,35 @@ def cause_key(signal: ConflictSignal) -> str:
     return f"{cause[: CAUSE_LENGTH - len(digest) - 1]}#{digest}"
 
 
+@dataclass(frozen=True)
+class Detection:
+    """One detection of a cause that involves several customers at once, such as a pair of
+    duplicates: `signal` describes it, `customer_ids` are all the customers it names."""
+
+    signal: ConflictSignal
+    customer_ids: tuple[uuid.UUID, ...]
+
+
 async def record_signals(
     session: AsyncSession, signals: Sequence[ConflictSignal], *, ruleset_version: int | None
 ) -> None:
     """Log `signals` as conflicts within the caller's transaction (it opens none)."""
-    if not signals:
+    await record_detections(
+        session,
+        [Detection(signal, (signal.customer_id,)) for signal in signals],
+        ruleset_version=ruleset_version,
+    )
+
+
+async def record_detections(
+    session: AsyncSession, detections: Sequence[Detection], *, ruleset_version: int | None
+) -> None:
+    """Log `detections` as conflicts within the caller's transaction (it opens none)."""
+    if not detections:
         return
-    groups: dict[str, list[ConflictSignal]] = {}
-    for signal in signals:
-        groups.setdefault(cause_key(signal), []).append(signal)
+    groups: dict[str, list[Detection]] = {}
+    for detection in detections:
+        groups.setdefault(cause_key(detection.signal), []).append(detection)
     now = utcnow()
     # Sorted, so that two runs sharing causes lock their rows in the same order (no deadlock).
     rows = [
@@ -64,10 +86,12 @@ async def record_signals(
 
 
 def _row(
-    cause: str, group: list[ConflictSignal], *, ruleset_version: int | None, now: dt.datetime
+    cause: str, group: list[Detection], *, ruleset_version: int | None, now: dt.datetime
 ) -> dict[str, Any]:
-    first = group[0]
-    customers = list(dict.fromkeys(str(signal.customer_id) for signal in group))
+    first = group[0].signal
+    customers = list(
+        dict.fromkeys(str(customer) for detection in group for customer in detection.customer_ids)
+    )
     return {
         "id": new_id(),
         "kind": first.kind,

@@ -2,16 +2,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from territory_service.conflicts.models import Conflict, ConflictStatus
-from territory_service.db import json_array_contains
+from territory_service.db import json_array_contains, utcnow
+from territory_service.errors import NotFound
 from territory_service.pagination import Page, paginate
 from territory_service.repository import Repository, where_equal
 from territory_service.rules.resolution import ConflictKind
+from territory_service.security.principal import Principal
 from territory_service.territories.repository import in_subtrees
 
 
@@ -49,3 +51,53 @@ class ConflictRepository(Repository[Conflict]):
                 json_array_contains(Conflict.customer_ids, str(filters.customer_id), self.dialect)
             )
         return await paginate(self.session, statement, key=Conflict.id, limit=limit, cursor=cursor)
+
+    async def lock(self, conflict_id: uuid.UUID) -> Conflict:
+        """The conflict as stored now, locked until the transaction ends."""
+        statement = (
+            self.select()
+            .where(Conflict.id == conflict_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        conflict: Conflict | None = (await self.session.execute(statement)).scalar_one_or_none()
+        if conflict is None:
+            raise NotFound(self.resource_name, conflict_id)
+        return conflict
+
+    async def open_duplicates_of(self, customer_id: uuid.UUID) -> list[Conflict]:
+        """Open `duplicate_customer` conflicts naming the customer, locked in id order."""
+        statement = (
+            select(Conflict)
+            .where(
+                Conflict.kind == ConflictKind.DUPLICATE_CUSTOMER,
+                Conflict.status == ConflictStatus.OPEN,
+                json_array_contains(Conflict.customer_ids, str(customer_id), self.dialect),
+            )
+            .order_by(Conflict.id)
+            .with_for_update()
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def close(
+        self,
+        conflict: Conflict,
+        status: ConflictStatus,
+        *,
+        note: str,
+        principal: Principal,
+        action: dict[str, Any] | None = None,
+    ) -> None:
+        """Close the conflict with a note, the action carried out and who closed it. Once
+        closed, the row leaves the open-cause index: the next detection opens a new one."""
+        await self.update(
+            conflict,
+            {
+                "status": status,
+                "resolution_note": note,
+                "resolution_action": action,
+                "closed_at": utcnow(),
+                "closed_by_key_id": principal.key_id,
+                "closed_by_owner_id": principal.acting_owner.id if principal.acting_owner else None,
+            },
+        )

@@ -1,6 +1,6 @@
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -13,9 +13,43 @@ class ConflictClose(InputModel):
     note: LongText = Field(description="Why the conflict is closed; kept with it.")
 
 
+class AssignAction(InputModel):
+    """Assign one of the conflict's customers by hand and lock it there, as
+    `PUT /v1/customers/{id}/ownership` does (needs `transfers:approve`)."""
+
+    type: Literal["assign"]
+    customer_id: uuid.UUID = Field(description="One of the customers the conflict lists.")
+    owner_id: uuid.UUID | None = Field(
+        description="An active member of the territory; null: the territory's pool."
+    )
+    territory_id: uuid.UUID | None = Field(
+        default=None, description="Default: the customer's current territory."
+    )
+    ownership_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="The ownership version the decision is based on; 412 when it has moved on.",
+    )
+
+
+class MergeAction(InputModel):
+    """Merge two of the conflict's customers, as `POST /v1/customers/{id}/merge` does
+    (needs `customers:write`)."""
+
+    type: Literal["merge"]
+    survivor_id: uuid.UUID = Field(description="The customer that stays, with its ownership.")
+    merged_id: uuid.UUID = Field(description="The customer folded into the survivor.")
+
+
+ConflictAction = Annotated[AssignAction | MergeAction, Field(discriminator="type")]
+
+
 class ConflictResolve(ConflictClose):
-    # The actions a resolution may carry (assign to an owner, merge customers) join here.
-    pass
+    action: ConflictAction | None = Field(
+        default=None,
+        description="Carried out in the same transaction: the conflict closes only if it "
+        "succeeds, and its errors answer as they would on their own.",
+    )
 
 
 class ConflictDismiss(ConflictClose):
@@ -44,6 +78,12 @@ class Conflict(ResourceOut):
     resolution_note: str | None
     closed_at: dt.datetime | None
     closed_by_key_id: uuid.UUID | None = Field(description="The API key that closed it.")
+    closed_by_owner_id: uuid.UUID | None = Field(
+        description="The owner the key acted for when closing it (`X-Act-As`)."
+    )
+    resolution_action: ConflictAction | None = Field(
+        description="The action the resolution carried out."
+    )
 
 
 class ConflictPage(PageOut):

@@ -1,8 +1,9 @@
 """Conflict use cases: each is one transaction.
 
 Conflicts are logged by the work that finds them (`recorder.record_signals`); people list them
-and close them here. A key confined to territories sees the conflicts in its territories;
-one that names no territory (a duplicate across regions, say) needs an unconfined key.
+and close them here, a resolution possibly carrying an action (`actions`). A key confined to
+territories sees the conflicts in its territories; one that names no territory needs an
+unconfined key. (A duplicate pair lies in the smallest territory holding both customers.)
 """
 
 import uuid
@@ -10,10 +11,10 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service import errors
+from territory_service.conflicts import actions
 from territory_service.conflicts.models import Conflict, ConflictStatus
 from territory_service.conflicts.repository import ConflictFilter, ConflictRepository
 from territory_service.conflicts.schemas import ConflictDismiss, ConflictResolve
-from territory_service.db import utcnow
 from territory_service.pagination import Page
 from territory_service.preconditions import ExpectedVersion, check_expected
 from territory_service.security.principal import Principal
@@ -63,13 +64,25 @@ async def resolve_conflict(
     expected: ExpectedVersion | None,
     principal: Principal,
 ) -> Conflict:
+    """Close the conflict as resolved, carrying out its action first in the same transaction.
+
+    The action takes its locks first (customers, ownership rows), the conflict's row after
+    them, as every other write does; the conflict is then checked again, so that of two people
+    resolving it at once exactly one succeeds."""
+    if data.action is not None:
+        actions.check_allowed(data.action, principal)
     repository = _repository(session, principal)
     async with transaction(session, resource="conflict"):
-        conflict = await _open_conflict(repository, conflict_id, expected)
-        # The action a resolution carries (assign to an owner, merge customers) will run here,
-        # in this transaction, so that the conflict closes only if the action succeeds.
-        await _close(
-            repository, conflict, ConflictStatus.RESOLVED, note=data.note, principal=principal
+        action = None
+        if data.action is not None:
+            conflict = _check_open(await repository.get_or_raise(conflict_id), expected)
+            await actions.carry_out(
+                session, conflict, data.action, note=data.note, principal=principal
+            )
+            action = data.action.model_dump(mode="json")
+        conflict = _check_open(await repository.lock(conflict_id), expected)
+        await repository.close(
+            conflict, ConflictStatus.RESOLVED, note=data.note, principal=principal, action=action
         )
     return conflict
 
@@ -84,39 +97,16 @@ async def dismiss_conflict(
 ) -> Conflict:
     repository = _repository(session, principal)
     async with transaction(session, resource="conflict"):
-        conflict = await _open_conflict(repository, conflict_id, expected)
-        await _close(
-            repository, conflict, ConflictStatus.DISMISSED, note=data.note, principal=principal
+        conflict = _check_open(await repository.lock(conflict_id), expected)
+        await repository.close(
+            conflict, ConflictStatus.DISMISSED, note=data.note, principal=principal
         )
     return conflict
 
 
-async def _open_conflict(
-    repository: ConflictRepository, conflict_id: uuid.UUID, expected: ExpectedVersion | None
-) -> Conflict:
-    """The conflict, locked, at the expected version and still open."""
-    conflict = await repository.get_or_raise(conflict_id, for_update=True)
+def _check_open(conflict: Conflict, expected: ExpectedVersion | None) -> Conflict:
+    """The conflict, at the expected version and still open."""
     check_expected(expected, "conflict", conflict.version)
     if conflict.status is not ConflictStatus.OPEN:
         raise ConflictNotOpen(conflict)
     return conflict
-
-
-async def _close(
-    repository: ConflictRepository,
-    conflict: Conflict,
-    status: ConflictStatus,
-    *,
-    note: str,
-    principal: Principal,
-) -> None:
-    # Once closed, the row leaves the open-cause index: the next detection opens a new conflict.
-    await repository.update(
-        conflict,
-        {
-            "status": status,
-            "resolution_note": note,
-            "closed_at": utcnow(),
-            "closed_by_key_id": principal.key_id,
-        },
-    )

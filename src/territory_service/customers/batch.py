@@ -1,8 +1,10 @@
 """Batch upsert of customers by (source, external_id), with a result per item.
 
 Every item is validated and checked on its own, so one bad item fails alone; the good ones are
-written together in one transaction. Keys are checked before writing; when a concurrent writer
-takes a key in between, the whole batch is re-planned against the new state and tried again.
+written together in one transaction. A key of a customer merged into another updates the
+survivor. Keys are checked before writing; when a concurrent writer takes a key in between, the
+whole batch is re-planned against the new state and tried again. Duplicates of the customers
+created, renamed or moved to another owner are looked for with one query for the whole batch.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.api.problems import validation_items
+from territory_service.customers.duplicates import detect_duplicates
 from territory_service.customers.models import Customer
 from territory_service.customers.repository import CustomerRepository
 from territory_service.customers.schemas import (
@@ -23,7 +26,7 @@ from territory_service.customers.schemas import (
     CustomerBatchResult,
     CustomerCreate,
 )
-from territory_service.customers.service import check_parent
+from territory_service.customers.service import IDENTITY_INPUTS, check_parent
 from territory_service.errors import (
     AlreadyExists,
     ConcurrentUpdate,
@@ -33,6 +36,7 @@ from territory_service.errors import (
 )
 from territory_service.ids import new_id
 from territory_service.ownership.resolver import resolve_customers
+from territory_service.rules.resolution import Source
 from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 
@@ -130,17 +134,25 @@ async def _upsert_once(
         if any(data.parent_id for _, data in plan.valid):
             await repository.lock_tree()
         touched: list[tuple[int, Customer, BatchItemStatus]] = []
+        item_of: dict[uuid.UUID, int] = {}
+        renamed: set[uuid.UUID] = set()
         for index, data in plan.valid:
             current = state.existing.get((data.source, data.external_id))
+            if current is not None and current.id in item_of:
+                # Two keys of one customer: its own and one it took over in a merge.
+                plan.fail(index, f"same customer as items[{item_of[current.id]}] (merged ids)")
+                continue
             try:
-                outcome, customer = await _apply(repository, data, current, state)
+                outcome, customer, fields = await _apply(repository, data, current, state)
             except ServiceError as exc:
                 plan.fail(index, exc.detail, exc.extensions.get("errors"))
                 continue
+            item_of[customer.id] = index
             touched.append((index, customer, outcome))
+            if IDENTITY_INPUTS & fields:
+                renamed.add(customer.id)
         await session.flush()
-        changed = [c for _, c, outcome in touched if outcome is not BatchItemStatus.UNCHANGED]
-        await resolve_customers(session, changed, actor=principal, reason="batch upsert")
+        await _resolve_and_detect(session, touched, renamed=renamed, principal=principal)
     for index, customer, status in touched:
         plan.results[index] = BatchItemResult(
             index=index, status=status, id=customer.id, version=customer.version
@@ -158,13 +170,41 @@ async def _upsert_once(
     )
 
 
+async def _resolve_and_detect(
+    session: AsyncSession,
+    touched: list[tuple[int, Customer, BatchItemStatus]],
+    *,
+    renamed: set[uuid.UUID],
+    principal: Principal,
+) -> None:
+    """Resolve the customers created or changed, then look for duplicates of those created,
+    renamed (name or registration id) or moved to another owner."""
+    changed = [c for _, c, outcome in touched if outcome is not BatchItemStatus.UNCHANGED]
+    places = {c.id: _place(c) for _, c, outcome in touched if outcome is BatchItemStatus.UPDATED}
+    resolved = await resolve_customers(session, changed, actor=principal, reason="batch upsert")
+    again = renamed | {
+        customer_id
+        for customer_id, decision in resolved.decisions.items()
+        if decision.source is not Source.KEPT
+        and (decision.territory_id, decision.owner_id) != places.get(customer_id)
+    }
+    await detect_duplicates(session, [c for c in changed if c.id not in places or c.id in again])
+
+
+def _place(customer: Customer) -> tuple[uuid.UUID, uuid.UUID | None] | None:
+    """Where a stored customer's ownership stands (its ownership was read with it)."""
+    ownership = customer.ownership
+    return None if ownership is None else (ownership.territory_id, ownership.owner_id)
+
+
 async def _apply(
     repository: CustomerRepository,
     data: CustomerCreate,
     current: Customer | None,
     state: _StoredState,
-) -> tuple[BatchItemStatus, Customer]:
-    """Check one item against the stored state and stage its change in the session."""
+) -> tuple[BatchItemStatus, Customer, frozenset[str]]:
+    """Check one item against the stored state and stage its change in the session; returns
+    the outcome, the customer and the fields that changed."""
     if current is not None and current.id not in state.visible:
         raise AlreadyExists(
             "a customer outside your territories has this source and external_id",
@@ -190,17 +230,17 @@ async def _apply(
             )
         customer = Customer(id=new_id(), **data.model_dump())
         repository.session.add(customer)
-        return BatchItemStatus.CREATED, customer
+        return BatchItemStatus.CREATED, customer, frozenset(data.model_fields_set)
     changes = {
         name: value
         for name, value in data.provided().items()
         if name not in IDENTITY and getattr(current, name) != value
     }
     if not changes:
-        return BatchItemStatus.UNCHANGED, current
+        return BatchItemStatus.UNCHANGED, current, frozenset()
     if "parent_id" in changes and changes["parent_id"] is not None:
         await repository.session.flush()
         await check_parent(repository, current.id, changes["parent_id"])
     for name, value in changes.items():
         setattr(current, name, value)
-    return BatchItemStatus.UPDATED, current
+    return BatchItemStatus.UPDATED, current, frozenset(changes)

@@ -14,15 +14,17 @@ from territory_service.api.dependencies import (
 )
 from territory_service.api.problems import problem_responses
 from territory_service.api.security import CustomersRead, CustomersWrite
-from territory_service.customers import batch, service
+from territory_service.customers import batch, duplicates, merge, service
 from territory_service.customers.repository import CustomerFilter
 from territory_service.customers.schemas import (
     Customer,
     CustomerBatch,
     CustomerBatchResult,
     CustomerCreate,
+    CustomerMerge,
     CustomerPage,
     CustomerUpdate,
+    DuplicateList,
 )
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -32,7 +34,14 @@ FilterText = Annotated[str | None, Query(max_length=200)]
 
 def customer_filter(
     source: FilterText = None,
-    external_id: FilterText = None,
+    external_id: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="The CRM's id; also finds the customer a record with this id was "
+            "merged into.",
+        ),
+    ] = None,
     province: FilterText = None,
     city: FilterText = None,
     industry: FilterText = None,
@@ -78,7 +87,9 @@ async def create_customer(
     body: CustomerCreate, session: SessionDep, principal: CustomersWrite, response: Response
 ) -> Customer:
     """Add a customer to the pool. 409 names the customer that already has the same
-    (`source`, `external_id`) or `registration_id`."""
+    (`source`, `external_id`) or `registration_id`, or that a record with this (`source`,
+    `external_id`) was merged into. Duplicates with another owner (same normalized name or
+    registration id) are logged as a `duplicate_customer` conflict."""
     customer = await service.create_customer(session, data=body, principal=principal)
     set_etag(response, customer.version)
     response.headers["Location"] = f"/v1/customers/{customer.id}"
@@ -158,3 +169,71 @@ async def delete_customer(
     await service.delete_customer(
         session, customer_id=customer_id, expected=expected, principal=principal
     )
+
+
+@router.get(
+    "/{customer_id}/duplicates", response_model=DuplicateList, responses=problem_responses(404)
+)
+async def list_duplicates(
+    customer_id: uuid.UUID,
+    session: SessionDep,
+    principal: CustomersRead,
+    min_similarity: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=1,
+            description="Also list customers whose normalized name is at least this alike "
+            "(0 to 1; 0.85 finds `上海华东机械` for `华东机械`). Reads every name: slower.",
+        ),
+    ] = None,
+    limit: LimitQuery = DEFAULT_PAGE_SIZE,
+) -> DuplicateList:
+    """Customers that look like the same company (撞单): the same registration id (case and
+    hyphens folded) or the same normalized name (legal suffixes such as 有限公司 / 集团 /
+    Co., Ltd., punctuation, full-width forms, case and spacing folded), and with
+    `min_similarity` similar names; each with why and its current owner. A key confined to
+    territories sees only the customers in them."""
+    return await duplicates.list_duplicates(
+        session,
+        customer_id=customer_id,
+        min_similarity=min_similarity,
+        limit=limit,
+        principal=principal,
+    )
+
+
+@router.post(
+    "/{customer_id}/merge",
+    response_model=Customer,
+    responses=problem_responses(400, 403, 404, 409, 412),
+)
+async def merge_customer(
+    customer_id: uuid.UUID,
+    body: CustomerMerge,
+    session: SessionDep,
+    principal: CustomersWrite,
+    expected: ExpectedVersionDep,
+    response: Response,
+) -> Customer:
+    """Fold another record of the same company (`customer_id` in the body) into this one.
+
+    This customer survives with its facts and its ownership (its version goes up); the other
+    is removed: its ownership history stays, closed by an event with source `merge`; its
+    subsidiaries move here; its (`source`, `external_id`) resolves here from now on (batch
+    upserts update this customer, creating it again answers 409); its open
+    `duplicate_customer` conflicts are resolved. `If-Match` (optional) is this customer's
+    version. 422 `invalid-merge` for a customer merged into itself, 409 `hierarchy-cycle`
+    when this customer is a subsidiary of the other, 409 `already-merged` when the other was
+    merged already, 403 `out-of-scope` when the other's subsidiaries lie outside the key's
+    territories."""
+    customer = await merge.merge_customers(
+        session,
+        survivor_id=customer_id,
+        merged_id=body.customer_id,
+        reason=body.reason,
+        expected=expected,
+        principal=principal,
+    )
+    set_etag(response, customer.version)
+    return Customer.model_validate(customer)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from territory_service.customers.names import normalize_name
+from territory_service.customers.names import normalize_name, registration_key
 from territory_service.db import Base, JSONDocument, UTCDateTime, Versioned, utcnow
 from territory_service.ids import new_id
 
@@ -47,6 +47,9 @@ class Customer(Versioned, Base):
     tags: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
     registration_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The registration id with case and hyphens folded: two customers sharing it are one
+    # company written twice (the unique `registration_id` cannot see that). Kept like the name.
+    registration_key: Mapped[str | None] = mapped_column(String(64), index=True)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("customers.id", ondelete="RESTRICT"), index=True
     )
@@ -59,6 +62,11 @@ class Customer(Versioned, Base):
         self.normalized_name = normalize_name(name)
         return name
 
+    @validates("registration_id")
+    def _fold_registration_id(self, _key: str, registration_id: str | None) -> str | None:
+        self.registration_key = registration_key(registration_id)
+        return registration_id
+
 
 class CustomerAlias(Base):
     """An external id of a customer that was merged into another: it resolves to the survivor."""
@@ -70,6 +78,6 @@ class CustomerAlias(Base):
     customer_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("customers.id", ondelete="CASCADE"), index=True
     )
-    # The customer that carried this external id before the merge.
-    merged_customer_id: Mapped[uuid.UUID] = mapped_column()
+    # The customer that carried this external id before the merge (no foreign key: it is gone).
+    merged_customer_id: Mapped[uuid.UUID] = mapped_column(index=True)
     merged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -197,3 +197,48 @@ class CustomerBatchResult(OutputModel):
     unchanged: int
     failed: int
     items: list[BatchItemResult]
+
+
+class DuplicateReason(enum.StrEnum):
+    REGISTRATION_ID = "registration_id"
+    NORMALIZED_NAME = "normalized_name"
+    SIMILAR_NAME = "similar_name"
+
+
+class Duplicate(OutputModel):
+    """Another customer that looks like the same company."""
+
+    id: uuid.UUID
+    source: str
+    external_id: str
+    name: str
+    registration_id: str | None
+    reasons: list[DuplicateReason] = Field(
+        description="Why it looks like the same company: the same `registration_id` (case and "
+        "hyphens folded), the same normalized name (legal suffixes, punctuation, width, case "
+        "and spacing folded), or a name at least `min_similarity` alike."
+    )
+    similarity: float = Field(
+        ge=0, le=1, description="How alike the normalized names are (1: the same)."
+    )
+    ownership: CustomerOwnership | None = Field(description="Its current owner and territory.")
+    same_owner: bool = Field(
+        description="Both are with the same owner (or both without one); when not, a "
+        "`duplicate_customer` conflict is logged for a same-name or same-registration pair."
+    )
+
+
+class DuplicateList(OutputModel):
+    customer_id: uuid.UUID
+    normalized_name: str = Field(description="The customer's name as duplicates compare it.")
+    items: list[Duplicate] = Field(
+        description="Same registration id or normalized name first (oldest first), then "
+        "similar names (most alike first)."
+    )
+
+
+class CustomerMerge(InputModel):
+    customer_id: uuid.UUID = Field(description="The customer folded into this one; it is removed.")
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=400)] | None = Field(
+        default=None, description="Why; kept in the merged customer's last ownership event."
+    )

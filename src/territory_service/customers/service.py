@@ -10,10 +10,18 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from territory_service.customers.duplicates import detect_duplicates
+from territory_service.customers.merge import close_duplicate_conflicts
 from territory_service.customers.models import Customer
 from territory_service.customers.repository import CustomerFilter, CustomerRepository
 from territory_service.customers.schemas import CustomerCreate, CustomerUpdate
-from territory_service.errors import HierarchyCycle, InvalidReference, OutOfScope, StillReferenced
+from territory_service.errors import (
+    AlreadyExists,
+    HierarchyCycle,
+    InvalidReference,
+    OutOfScope,
+    StillReferenced,
+)
 from territory_service.ownership.repository import OwnershipRepository
 from territory_service.ownership.resolver import resolve_customers
 from territory_service.pagination import Page
@@ -64,6 +72,8 @@ async def visible_after_write(repository: CustomerRepository, customer_id: uuid.
 
 # Changes to what rules can read re-resolve a customer; `last_activity_at` and the like do not.
 RESOLUTION_INPUTS = frozenset(FIELDS) | {"attributes", "parent_id"}
+# Duplicates are looked for again when what they are matched on changes, or the owner does.
+IDENTITY_INPUTS = frozenset({"name", "registration_id"})
 
 
 def _repository(session: AsyncSession, principal: Principal) -> CustomerRepository:
@@ -83,9 +93,27 @@ async def create_customer(
         if data.parent_id is not None:
             await check_parent(repository, None, data.parent_id)
         await repository.ensure_unique(unique_keys(values))
+        await refuse_merged_key(repository, data.source, data.external_id)
         customer = await repository.add(Customer(**values))
         await resolve_customers(session, [customer], actor=principal, reason="customer created")
+        await detect_duplicates(session, [customer])
         return await visible_after_write(repository, customer.id)
+
+
+async def refuse_merged_key(repository: CustomerRepository, source: str, external_id: str) -> None:
+    """A (source, external_id) that now resolves to the customer it was merged into cannot
+    make a second record of that company: 409 naming the survivor."""
+    survivor_id = (await repository.aliases({(source, external_id)})).get((source, external_id))
+    if survivor_id is None:
+        return
+    shown = survivor_id if await repository.get(survivor_id) is not None else None
+    raise AlreadyExists(
+        f"source {source!r} external_id {external_id!r} belonged to a customer merged into "
+        f"{f'customer {shown}' if shown else 'a customer outside your territories'}; "
+        "update that customer instead",
+        existing_id=shown,
+        field="external_id",
+    )
 
 
 async def get_customer(
@@ -130,8 +158,14 @@ async def update_customer(
             await check_parent(repository, customer_id, changes["parent_id"])
         await repository.ensure_unique(unique_keys(changes, customer), exclude_id=customer_id)
         await repository.update(customer, changes)
+        moved = False
         if RESOLUTION_INPUTS & changes.keys():
-            await resolve_customers(session, [customer], actor=principal, reason="facts changed")
+            resolved = await resolve_customers(
+                session, [customer], actor=principal, reason="facts changed"
+            )
+            moved = resolved.changed > 0
+        if moved or IDENTITY_INPUTS & changes.keys():
+            await detect_duplicates(session, [customer])
         return await visible_after_write(repository, customer_id)
 
 
@@ -155,4 +189,7 @@ async def delete_customer(
         ownership = await ownerships.get(customer_id, for_update=True)
         if ownership is not None:
             ownerships.record_removal(ownership, reason="customer deleted", actor=principal)
+        await close_duplicate_conflicts(
+            session, customer_id, note=f"customer {customer_id} deleted", principal=principal
+        )
         await repository.delete(customer)

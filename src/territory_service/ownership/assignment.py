@@ -21,7 +21,7 @@ from territory_service.ownership.models import Ownership, OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
 from territory_service.ownership.resolver import SOURCES, decide
 from territory_service.ownership.service import visible_customer
-from territory_service.preconditions import ExpectedVersion
+from territory_service.preconditions import ExpectedVersion, check_expected
 from territory_service.rules.resolution import Source
 from territory_service.rulesets.repository import RuleSetRepository
 from territory_service.rulesets.service import compiled
@@ -40,7 +40,7 @@ async def _locked_ownership(
     session: AsyncSession,
     customer_id: uuid.UUID,
     principal: Principal,
-    expected: ExpectedVersion,
+    expected: ExpectedVersion | None,
 ) -> tuple[Customer, Ownership]:
     """The customer (when the key reaches it) and its ownership, locked and at the expected
     version."""
@@ -48,7 +48,7 @@ async def _locked_ownership(
     ownership = await OwnershipRepository(session).get(customer_id, for_update=True)
     if ownership is None:
         raise NotFound("ownership of customer", customer_id)
-    expected.check("ownership", ownership.version)
+    check_expected(expected, "ownership", ownership.version)
     return customer, ownership
 
 
@@ -107,25 +107,56 @@ async def assign_manually(
     """Put the customer with an owner (or, owner None, in a territory's pool) and lock it there.
     The territory defaults to the current one."""
     async with transaction(session, resource="ownership"):
-        customer, current = await _locked_ownership(session, customer_id, principal, expected)
-        territory_id = territory_id or current.territory_id
-        await check_target(
-            session, territory_id=territory_id, owner_id=owner_id, principal=principal
-        )
-        ownership = OwnershipRepository(session).assign(
-            customer_id,
-            current,
+        return await assign_locked(
+            session,
+            customer_id=customer_id,
             territory_id=territory_id,
             owner_id=owner_id,
-            source=OwnershipSource.MANUAL,
-            locked=True,
             reason=reason,
-            actor=principal,
+            expected=expected,
+            principal=principal,
         )
-        splits = await follow_group(session, customer, ownership, actor=principal, reason=reason)
-        await session.flush()
-        await record_signals(session, splits, ruleset_version=None)
-        return ownership
+
+
+async def assign_locked(
+    session: AsyncSession,
+    *,
+    customer_id: uuid.UUID,
+    territory_id: uuid.UUID | None,
+    owner_id: uuid.UUID | None,
+    reason: str,
+    expected: ExpectedVersion | None,
+    principal: Principal,
+    fields: str = "",
+) -> Ownership:
+    """Manual assignment in the caller's transaction (also a conflict resolution's action):
+    the ownership row locked and checked against the expected version, the target checked, the
+    ownership locked there, and a group root's subsidiaries carried along. `fields` prefixes
+    the JSON pointers of errors (`action/`)."""
+    customer, current = await _locked_ownership(session, customer_id, principal, expected)
+    territory_id = territory_id or current.territory_id
+    await check_target(
+        session,
+        territory_id=territory_id,
+        owner_id=owner_id,
+        principal=principal,
+        owner_field=f"{fields}owner_id",
+        territory_field=f"{fields}territory_id",
+    )
+    ownership = OwnershipRepository(session).assign(
+        customer_id,
+        current,
+        territory_id=territory_id,
+        owner_id=owner_id,
+        source=OwnershipSource.MANUAL,
+        locked=True,
+        reason=reason,
+        actor=principal,
+    )
+    splits = await follow_group(session, customer, ownership, actor=principal, reason=reason)
+    await session.flush()
+    await record_signals(session, splits, ruleset_version=None)
+    return ownership
 
 
 async def unlock(
