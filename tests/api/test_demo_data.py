@@ -79,3 +79,23 @@ async def test_the_demo_rule_set_gives_every_customer_an_owner_and_shows_its_con
     assert {"no_match", "rule_tie"} <= kinds
     explained = (await client.get(f"/v1/customers/{gap[0]['id']}/explain")).json()
     assert [step["step"] for step in explained["decision"]["trace"]] == ["no_match"]
+
+
+async def test_the_demo_pool_rules_are_inherited_by_every_territory(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    async with app.state.session_factory() as session:
+        await load_demo_data(session)
+    territories = {t["code"]: t for t in await list_all(client, "/v1/territories")}
+
+    shanghai = await client.get(f"/v1/territories/{territories['CN-SH']['id']}/pool-rules")
+    sichuan = await client.get(f"/v1/territories/{territories['CN-SC']['id']}/pool-rules")
+
+    east = shanghai.json()["effective"]
+    assert (east["holding_limit"], east["reclaim_after_days"], east["exempt_tags"]) == (
+        30,
+        30,
+        ["open_deal"],
+    )
+    assert sichuan.json()["effective"]["holding_limit"] == 50
+    assert shanghai.json()["version"] == 0  # nothing of its own: all inherited

@@ -41,7 +41,7 @@ from territory_service.demo.catalog import (
 
 # Through `territory_service.models`, so that every mapper the relationships name is registered
 # before the first object is built.
-from territory_service.models import Customer, Owner, Territory, TerritoryMember
+from territory_service.models import Customer, Owner, PoolRules, Territory, TerritoryMember
 from territory_service.territories.models import DistributionStrategy
 
 BASE_AT = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -54,6 +54,7 @@ class DemoDataset:
     territories: list[Territory]  # parents before children
     owners: list[Owner]
     members: list[TerritoryMember]
+    pool_rules: list[PoolRules]
     customers: list[Customer]  # group roots before their subsidiaries
 
 
@@ -68,8 +69,31 @@ def build_demo_dataset(seed: int = 20261123) -> DemoDataset:
         territories=list(territories.values()),
         owners=list(owners.values()),
         members=members,
+        pool_rules=_build_pool_rules(territories),
         customers=customers,
     )
+
+
+def _build_pool_rules(territories: dict[str, Territory]) -> list[PoolRules]:
+    """公海规则: nationwide defaults, and a stricter pool in 华东 where reps hold fewer."""
+    nationwide = PoolRules(
+        territory_id=territories["CN"].id,
+        holding_limit=50,
+        daily_claim_limit=10,
+        cooldown_days=15,
+        reclaim_enabled=True,
+        reclaim_after_days=30,
+        reclaim_after_days_by_tier={"A": 90, "B": 60},
+        exempt_tags=["open_deal"],
+        reminder_days=7,
+        **_stamp(dt.timedelta()),
+    )
+    east = PoolRules(
+        territory_id=territories["CN-EAST"].id,
+        holding_limit=30,
+        **_stamp(dt.timedelta()),
+    )
+    return [nationwide, east]
 
 
 def _new_uuid(rng: random.Random) -> uuid.UUID:

@@ -31,6 +31,7 @@ async def load_demo_data(session: AsyncSession) -> bool:
             dataset.territories,
             dataset.owners,
             dataset.members,
+            dataset.pool_rules,
             dataset.customers,
             [ruleset],
             rules,
