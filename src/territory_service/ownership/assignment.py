@@ -133,6 +133,9 @@ async def assign_locked(
     the ownership row locked and checked against the expected version, the target checked, the
     ownership locked there, and a group root's subsidiaries carried along. `fields` prefixes
     the JSON pointers of errors (`action/`)."""
+    if owner_id is not None:
+        # Owner row before ownership row, the order claims and transfers lock them in.
+        await share_locked_owner(session, owner_id)
     customer, current = await _locked_ownership(session, customer_id, principal, expected)
     territory_id = territory_id or current.territory_id
     await check_target(
