@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 
 from territory_service.rules.compiled import compile_predicate
 from territory_service.rules.conditions import Predicate, check_condition, holds
-from territory_service.rules.ruleset import CompiledRuleSet, RuleSetSpec, reference_match
+from territory_service.rules.ruleset import (
+    CompiledRuleSet,
+    RuleSetSpec,
+    reference_match,
+    reference_matches,
+)
 from tests.unit.rules_strategies import customer_facts, predicates, rulesets
 
 
@@ -23,6 +28,7 @@ def test_indexed_engine_equals_the_reference_evaluator(
         expected = reference_match(spec, facts)
         assert compiled.match(facts) == expected
         assert compiled.match_by_scan(facts) == expected
+        assert compiled.all_matches(facts) == reference_matches(spec, facts)
 
 
 @settings(max_examples=1000)

@@ -14,6 +14,8 @@ from territory_service.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from territory_service.preconditions import ExpectedVersion
 
 
+# Every dependency is `async def`: FastAPI runs a plain `def` one in a worker thread, which
+# costs more than the work most of them do.
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.session_factory() as session:
         yield session
@@ -55,7 +57,7 @@ async def get_expected_version(
 ExpectedVersionDep = Annotated[ExpectedVersion | None, Depends(get_expected_version)]
 
 
-def require_expected_version(expected: ExpectedVersionDep) -> ExpectedVersion:
+async def require_expected_version(expected: ExpectedVersionDep) -> ExpectedVersion:
     """For writes that must name the version they are based on: no If-Match answers 428."""
     if expected is None:
         raise PreconditionRequired()

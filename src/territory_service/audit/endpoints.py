@@ -19,7 +19,7 @@ from territory_service.audit.schemas import AuditEntry, AuditPage
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
-def audit_filter(
+async def audit_filter(
     key_id: Annotated[uuid.UUID | None, Query(description="Requests made with this key.")] = None,
     acting_owner_id: Annotated[
         uuid.UUID | None, Query(description="Requests made for this owner (X-Act-As).")

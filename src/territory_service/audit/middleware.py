@@ -39,7 +39,7 @@ def resource_ids(scope: Scope, message: Message) -> list[str]:
 _UNCHANGING = "changes_nothing"
 
 
-def mark_unchanging(request: Request) -> None:
+async def mark_unchanging(request: Request) -> None:
     """A dependency for POST operations that change nothing: they are not audited."""
     request.state.changes_nothing = True
 

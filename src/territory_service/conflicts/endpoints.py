@@ -27,7 +27,7 @@ from territory_service.rules.resolution import ConflictKind
 router = APIRouter(prefix="/v1/conflicts", tags=["conflicts"])
 
 
-def conflict_filter(
+async def conflict_filter(
     kind: Annotated[ConflictKind | None, Query(description="Only conflicts of this kind.")] = None,
     status: Annotated[
         ConflictStatus | None, Query(description="Only open, resolved or dismissed conflicts.")

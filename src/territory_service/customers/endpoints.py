@@ -32,7 +32,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 FilterText = Annotated[str | None, Query(max_length=200)]
 
 
-def customer_filter(
+async def customer_filter(
     source: FilterText = None,
     external_id: Annotated[
         str | None,

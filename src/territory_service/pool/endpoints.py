@@ -97,7 +97,7 @@ async def put_pool_rules(
     return rules_out(territory_id, own, effective, response)
 
 
-def pool_filter(
+async def pool_filter(
     tier: Annotated[str | None, Query(max_length=32)] = None,
     province: Annotated[str | None, Query(max_length=64)] = None,
     industry: Annotated[str | None, Query(max_length=64)] = None,

@@ -116,8 +116,22 @@ class CompiledRuleSet:
         return Match(tuple(top))
 
     def all_matches(self, facts: Facts) -> tuple[Rule, ...]:
-        """Every enabled rule that matches, in priority order (for explain)."""
-        return tuple(r for r in self.rules if condition_holds(r.condition, facts))
+        """Every enabled rule that matches, in priority order (for explain), testing only the
+        clauses the index leaves."""
+        found: list[Rule] = []
+        mask = self.index.candidates(facts)
+        clause_rule, residual_test = self._clause_rule, self._residual_test
+        while mask:
+            low = mask & -mask
+            mask ^= low
+            bit = low.bit_length() - 1
+            rule = clause_rule[bit]
+            if found and found[-1] is rule:  # a rule's clauses are adjacent: it matched already
+                continue
+            residual = residual_test[bit]
+            if residual is None or residual(facts):
+                found.append(rule)
+        return tuple(found)
 
 
 def _residual(clause: Clause, exact: frozenset[int]) -> Test | None:
@@ -132,3 +146,9 @@ def reference_match(spec: RuleSetSpec, facts: Facts) -> Match:
         return Match(())
     best = min(rule.priority for rule in matching)
     return Match(tuple(sorted((r for r in matching if r.priority == best), key=lambda r: r.order)))
+
+
+def reference_matches(spec: RuleSetSpec, facts: Facts) -> tuple[Rule, ...]:
+    """Every enabled rule that matches, read literally from the specification."""
+    matching = (r for r in spec.rules if r.enabled and condition_holds(r.condition, facts))
+    return tuple(sorted(matching, key=lambda r: r.order))

@@ -38,7 +38,7 @@ def transfer_out(
     )
 
 
-def transfer_filter(
+async def transfer_filter(
     status: Annotated[
         TransferStatus | None, Query(description="Only transfers in this state.")
     ] = None,
