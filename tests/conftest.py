@@ -32,6 +32,11 @@ from tests import postgres_server
 from tests.openapi_conformance import DeclaredResponses
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+# For tests of PostgreSQL's own behaviour (row locks, commit order): `pytestmark = ...` or a
+# decorator; the test then runs once, on PostgreSQL, and is never skipped in CI.
+POSTGRESQL_ONLY = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
+)
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 

@@ -54,12 +54,6 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["to_owner_id"],
-            ["owners.id"],
-            name=op.f("fk_transfers_to_owner_id_owners"),
-            ondelete="RESTRICT",
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_transfers")),
     )
     op.create_index("ix_transfers_status_created_at", "transfers", ["status", "created_at"])

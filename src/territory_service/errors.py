@@ -80,8 +80,11 @@ class StaleVersion(ServiceError):
 
 
 class ConcurrentUpdate(Conflict):
+    """A race lost to another request; nothing was changed, so the request can be retried."""
+
     slug = "concurrent-update"
     title = "Another request changed the resource at the same time"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "0"}
 
     def __init__(self, resource: str) -> None:
         super().__init__(f"{resource} was changed by a concurrent request; read it again and retry")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,3 +45,21 @@ async def transaction(
         if exc.connection_invalidated:
             raise DatabaseUnavailable() from exc
         raise
+
+
+T = TypeVar("T")
+
+# How often background work runs a transaction that lost a race (a deadlock) before failing.
+ATTEMPTS = 3
+
+
+async def retrying(work: Callable[[], Awaitable[T]], *, attempts: int = ATTEMPTS) -> T:
+    """Run `work` (one transaction of a job) again when it loses a race; nothing of a lost
+    attempt was committed."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await work()
+        except ConcurrentUpdate:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.helpers import add_rule, create_owner, create_territory, where
+from tests.api.helpers import activate, add_rule, create_owner, create_territory, where
 
 
 @pytest.fixture
@@ -49,3 +49,13 @@ async def regions(client: httpx.AsyncClient) -> dict[str, Any]:
         "wang": wang,
         "ruleset": ruleset,
     }
+
+
+@pytest.fixture
+async def pool(client: httpx.AsyncClient, regions: dict[str, Any]) -> dict[str, Any]:
+    """Rules active; reps who are members of 全国, whose pool takes the unmatched customers."""
+    await activate(client, regions["ruleset"])
+    reps = [await create_owner(client) for _ in range(3)]
+    for rep in reps:
+        await client.put(f"/v1/territories/{regions['country']['id']}/members/{rep['id']}", json={})
+    return regions | {"reps": [r["id"] for r in reps]}

@@ -126,3 +126,17 @@ async def activate(client: httpx.AsyncClient, ruleset: dict[str, Any]) -> dict[s
     finished: dict[str, Any] = job.json()
     assert finished["status"] == "succeeded", finished
     return finished
+
+
+async def ownership(client: httpx.AsyncClient, customer_id: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/customers/{customer_id}/ownership")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def pooled(client: httpx.AsyncClient, count: int) -> list[str]:
+    """Customers no rule matches: they wait in 全国's pool."""
+    ids = [(await create_customer(client, province="西藏"))["id"] for _ in range(count)]
+    for customer_id in ids:
+        assert (await ownership(client, customer_id))["owner_id"] is None
+    return ids

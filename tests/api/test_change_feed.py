@@ -7,12 +7,12 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from territory_service.ownership.models import OwnershipEvent, OwnershipSource
 from tests.api.helpers import activate, assert_problem, create_customer
+from tests.conftest import POSTGRESQL_ONLY
 
 
 async def follow(
@@ -67,9 +67,7 @@ def event_row(version: int) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize(
-    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
-)
+@POSTGRESQL_ONLY
 async def test_an_event_committed_late_with_a_smaller_id_is_not_skipped(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:

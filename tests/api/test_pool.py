@@ -4,24 +4,25 @@ overrun by concurrency, release, cooldown, and reclaim after too long without fo
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 from collections import Counter
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from territory_service.db import utcnow
 from territory_service.jobs import service as jobs
 from territory_service.pool import reclaim
 from tests.api.helpers import (
-    activate,
     assert_problem,
     create_customer,
     create_owner,
     create_territory,
     list_all,
+    ownership,
+    pooled,
 )
 
 
@@ -31,32 +32,8 @@ async def put_rules(client: httpx.AsyncClient, territory: dict[str, Any], **rule
     return response.json()
 
 
-async def ownership(client: httpx.AsyncClient, customer_id: str) -> dict[str, Any]:
-    response = await client.get(f"/v1/customers/{customer_id}/ownership")
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
 async def claim(client: httpx.AsyncClient, customer_id: str, owner_id: str) -> httpx.Response:
     return await client.post(f"/v1/customers/{customer_id}/claim", json={"owner_id": owner_id})
-
-
-@pytest.fixture
-async def pool(client: httpx.AsyncClient, regions: dict[str, Any]) -> dict[str, Any]:
-    """Rules active; reps who are members of 全国, whose pool takes the unmatched customers."""
-    await activate(client, regions["ruleset"])
-    reps = [await create_owner(client) for _ in range(3)]
-    for rep in reps:
-        await client.put(f"/v1/territories/{regions['country']['id']}/members/{rep['id']}", json={})
-    return regions | {"reps": [r["id"] for r in reps]}
-
-
-async def pooled(client: httpx.AsyncClient, count: int) -> list[str]:
-    """Customers no rule matches: they wait in 全国's pool."""
-    ids = [(await create_customer(client, province="西藏"))["id"] for _ in range(count)]
-    for customer_id in ids:
-        assert (await ownership(client, customer_id))["owner_id"] is None
-    return ids
 
 
 async def test_pool_rules_are_inherited_unless_a_territory_sets_its_own(
@@ -306,3 +283,21 @@ async def test_one_replica_at_a_time_holds_the_reclaim_lease(app: FastAPI) -> No
     assert (first, second, renewed, after_expiry) == (True, False, True, True)
     await reclaim.drop_lease(factory, holder="b")
     assert await reclaim.take_lease(factory, holder="c", ttl=hour, now=now)
+
+
+async def test_bad_follow_up_dates_and_cursors_are_refused(client: httpx.AsyncClient) -> None:
+    customer = (await create_customer(client, province="上海"))["id"]
+    integer_cursor = base64.urlsafe_b64encode(b'{"after": 7}').decode().rstrip("=")
+
+    ancient = await client.post(
+        f"/v1/customers/{customer}/activity", json={"at": "0001-01-01T00:00:00+01:00"}
+    )
+    future = await client.post(
+        f"/v1/customers/{customer}/activity",
+        json={"at": (utcnow() + dt.timedelta(days=1)).isoformat()},
+    )
+    cursor = await client.get("/v1/pool/due", params={"cursor": integer_cursor})
+
+    assert assert_problem(ancient, 422, "validation-error")["errors"][0]["pointer"] == "#/at"
+    assert_problem(future, 422, "activity-in-future")
+    assert_problem(cursor, 422, "invalid-cursor")

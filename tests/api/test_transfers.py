@@ -285,3 +285,48 @@ async def test_concurrent_decisions_decide_once_and_overlapping_transfers_move_o
     for customer_id in ids[2:]:
         history = (await client.get(f"/v1/customers/{customer_id}/history")).json()["items"]
         assert [e["version"] for e in history] == [1, 2]
+
+
+async def test_a_confined_key_decides_only_transfers_wholly_within_its_territories(
+    client: httpx.AsyncClient,
+    regions: dict[str, Any],
+    app: FastAPI,
+    declared_responses: DeclaredResponses,
+    make_key: KeyMaker,
+) -> None:
+    await activate(client, regions["ruleset"])
+    east, south = regions["east"], regions["south"]
+    in_east = (await create_customer(client, province="上海"))["id"]
+    in_south = (await create_customer(client, province="广东"))["id"]
+    heir = await create_owner(client)
+    for territory in (east, south):
+        await client.put(f"/v1/territories/{territory['id']}/members/{heir['id']}", json={})
+    mixed = (await request(client, customer_ids=[in_east, in_south], to_owner_id=heir["id"])).json()
+    key = await make_key(
+        Scope.TRANSFERS_APPROVE, Scope.CUSTOMERS_READ, territory_ids=[uuid.UUID(east["id"])]
+    )
+
+    async with http_client(app, declared_responses, key) as confined:
+        seen = await confined.get(f"/v1/transfers/{mixed['id']}")
+        approved = await confined.post(f"/v1/transfers/{mixed['id']}/approve")
+
+    assert seen.status_code == 200
+    assert_problem(approved, 403, "out-of-scope")
+    for customer_id in (in_east, in_south):
+        assert (await ownership_of(client, customer_id))["owner_id"] != heir["id"]
+
+
+async def test_an_owner_who_was_a_transfer_target_can_still_be_deleted(
+    client: httpx.AsyncClient, regions: dict[str, Any]
+) -> None:
+    ids = await east_customers(client, regions, 1)
+    heir = await create_owner(client)
+    await client.put(f"/v1/territories/{regions['east']['id']}/members/{heir['id']}", json={})
+    transfer = (await request(client, customer_ids=ids, to_owner_id=heir["id"])).json()
+    await client.post(f"/v1/transfers/{transfer['id']}/cancel")
+
+    deleted = await client.delete(f"/v1/owners/{heir['id']}")
+
+    assert deleted.status_code == 204, deleted.text
+    kept = (await client.get(f"/v1/transfers/{transfer['id']}")).json()
+    assert (kept["status"], kept["to_owner_id"]) == ("cancelled", heir["id"])

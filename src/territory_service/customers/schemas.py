@@ -85,7 +85,16 @@ Tier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Employees = Annotated[int, Field(ge=0, le=100_000_000)]
 Revenue = Annotated[float, Field(ge=0, le=1e16, allow_inf_nan=False)]
 PotentialScore = Annotated[int, Field(ge=0, le=100)]
-UTCTimestamp = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(dt.UTC))]
+
+
+def _in_utc(value: dt.datetime) -> dt.datetime:
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError as exc:  # e.g. year 1 at a positive offset
+        raise ValueError("the timestamp is out of range") from exc
+
+
+UTCTimestamp = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 class CustomerFacts(InputModel):

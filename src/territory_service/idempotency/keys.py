@@ -51,12 +51,13 @@ def parse_key(values: list[bytes]) -> str:
     return key
 
 
-def fingerprint(*, method: str, target: str, acting_as: bytes, body: bytes) -> str:
-    """What a key was used for: the method, path and query, the owner acted for, and the body.
+def fingerprint(*, method: str, target: str, acting_as: bytes, if_match: bytes, body: bytes) -> str:
+    """What a key was used for: the method, path and query, the owner acted for, the version
+    the change is based on (`If-Match`), and the body.
 
     Each part is length-prefixed, so no two different requests hash the same bytes."""
     digest = hashlib.sha256()
-    for part in (method.encode(), target.encode(), acting_as, body):
+    for part in (method.encode(), target.encode(), acting_as, if_match, body):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()

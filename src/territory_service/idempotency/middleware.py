@@ -74,6 +74,7 @@ class IdempotencyMiddleware:
             method=scope["method"],
             target=_target(scope),
             acting_as=b"".join(_header_values(scope, b"x-act-as")),
+            if_match=b"".join(_header_values(scope, b"if-match")),
             body=b"".join(part.get("body", b"") for part in parts),
         )
         try:
@@ -150,7 +151,10 @@ class _AnswerRecorder:
                 for name, value in message.get("headers", ())
                 if name.decode("latin-1").lower() in KEPT_HEADERS
             ]
-            if self.status >= 500:
+            # Not a final answer: a failure, or one that asks to retry (a lost race), which
+            # changed nothing; the key goes back so that the retry runs.
+            retry = any(name.lower() == b"retry-after" for name, _ in message.get("headers", ()))
+            if self.status >= 500 or retry:
                 await self.give_back()
         elif message["type"] == "http.response.body" and not self.settled:
             self.body.append(message.get("body", b""))

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.models import Customer
-from territory_service.errors import ConcurrentUpdate, OutOfScope, ServiceError
+from territory_service.errors import OutOfScope, ServiceError
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind
 from territory_service.jobs.repository import JobRepository
@@ -34,10 +34,9 @@ from territory_service.ownership.resolver import directory_for
 from territory_service.rules.directory import Directory, OwnerInfo
 from territory_service.rules.resolution import ConflictSignal, Situation, Step, owner_in_territory
 from territory_service.security.principal import Principal
-from territory_service.transaction import transaction
+from territory_service.transaction import retrying, transaction
 
 CHUNK = 500
-CHUNK_ATTEMPTS = 3
 
 
 class HandoverToSelf(ServiceError):
@@ -118,21 +117,17 @@ async def hand_over(
     actor: Principal,
 ) -> dict[str, Any]:
     tally, done = Tally(), 0
-    while True:
-        for attempt in range(1, CHUNK_ATTEMPTS + 1):
-            try:
-                async with session_factory() as session, transaction(session, resource="ownership"):
-                    count = await _hand_over_chunk(
-                        session, owner_id, to_owner_id, reason=reason, actor=actor, tally=tally
-                    )
-                break
-            except ConcurrentUpdate:  # lost a race (deadlock); the chunk is read again
-                if attempt == CHUNK_ATTEMPTS:
-                    raise
-        if count == 0:
-            return tally.as_result()
+
+    async def chunk() -> int:
+        async with session_factory() as session, transaction(session, resource="ownership"):
+            return await _hand_over_chunk(
+                session, owner_id, to_owner_id, reason=reason, actor=actor, tally=tally
+            )
+
+    while count := await retrying(chunk):
         done += count
         await jobs.report(session_factory, job_id, done=done)
+    return tally.as_result()
 
 
 async def _hand_over_chunk(
@@ -144,20 +139,24 @@ async def _hand_over_chunk(
     actor: Principal,
     tally: Tally,
 ) -> int:
-    """Hand over the next customers the owner holds; how many (0: nothing left)."""
+    """Hand over the next customers the owner holds, group roots first so that their
+    subsidiaries follow them; how many (0: nothing left)."""
     rows = (
         await session.execute(
             select(Ownership, Customer)
             .join(Customer, Customer.id == Ownership.customer_id)
             .where(Ownership.owner_id == owner_id)
-            .order_by(Customer.parent_id.is_not(None), Ownership.customer_id)
+            .order_by(Ownership.customer_id)  # the order every writer locks ownership rows in
             .limit(CHUNK)
             .with_for_update(of=Ownership)
         )
     ).all()
     if not rows:
         return 0
-    directory, load = await directory_for(session, {o.territory_id for o, _ in rows})
+    rows = sorted(rows, key=lambda row: (row[1].parent_id is not None, row[0].customer_id))
+    directory, load = await directory_for(
+        session, {o.territory_id for o, _ in rows}, lock_owners=True
+    )
     directory = _without(directory, owner_id)
     ownerships = OwnershipRepository(session)
     signals: list[ConflictSignal] = []

@@ -53,9 +53,16 @@ async def _locked_ownership(
 
 
 async def share_locked_owner(session: AsyncSession, owner_id: uuid.UUID) -> Owner | None:
-    """The owner, share-locked until the transaction ends: no one can deactivate them while a
-    customer is being given to them."""
-    statement = select(Owner).where(Owner.id == owner_id).with_for_update(read=True)
+    """The owner, read under a key-share lock held until the transaction ends (DESIGN §3.6):
+    deactivation locks the owner row for update, so it waits for every transaction giving
+    them customers and then counts those customers; and a deactivation that committed first
+    is seen here. The lock is the weakest PostgreSQL has: it waits for nothing but that."""
+    statement = (
+        select(Owner)
+        .where(Owner.id == owner_id)
+        .with_for_update(read=True, key_share=True)
+        .execution_options(populate_existing=True)
+    )
     return (await session.execute(statement)).scalar_one_or_none()
 
 

@@ -13,10 +13,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.models import Customer
+from territory_service.owners.models import Owner
 from territory_service.owners.repository import OwnerRepository
 from territory_service.ownership.models import Ownership, OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
@@ -64,13 +66,28 @@ _FACT_COLUMNS = (
 
 
 async def directory_for(
-    session: AsyncSession, territory_ids: Iterable[uuid.UUID]
+    session: AsyncSession, territory_ids: Iterable[uuid.UUID], *, lock_owners: bool = False
 ) -> tuple[Directory, Load]:
-    """The territories, their members and owners, and the members' current load."""
+    """The territories, their members and owners, and the members' current load.
+
+    `lock_owners`, for writers: the owners are read under key-share locks, in id order, so
+    none of them can be deactivated before the caller commits what it gives them (see
+    `ownership.assignment.share_locked_owner`)."""
     ids = set(territory_ids)
     territories = await TerritoryRepository(session).by_ids(ids)
     members = await MemberRepository(session).of_territories(ids)
-    owners = await OwnerRepository(session).by_ids({m.owner_id for m in members})
+    owner_ids = {m.owner_id for m in members}
+    if lock_owners and owner_ids:
+        locked = (
+            select(Owner)
+            .where(Owner.id.in_(owner_ids))
+            .order_by(Owner.id)
+            .with_for_update(read=True, key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        owners = list((await session.execute(locked)).scalars())
+    else:
+        owners = await OwnerRepository(session).by_ids(owner_ids)
     infos = {
         t.id: TerritoryInfo(
             t.id,
@@ -187,7 +204,7 @@ async def resolve_customers(
         involved |= {rule.territory_id for rule in ruleset.match(facts[customer.id]).top}
         situation = situations[customer.id]
         involved |= {t for t in (situation.territory_id, situation.group_territory_id) if t}
-    directory, load = await directory_for(session, involved)
+    directory, load = await directory_for(session, involved, lock_owners=True)
     decisions: dict[uuid.UUID, Decision] = {}
     signals: list[ConflictSignal] = []
     changed = 0

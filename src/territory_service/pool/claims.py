@@ -29,6 +29,10 @@ from territory_service.security.principal import Principal
 from territory_service.territories.repository import MemberRepository
 from territory_service.transaction import transaction
 
+# A claim that loses to one made this recently lost a race (two reps on one pool screen); an
+# older claim means the caller's view of the pool was stale, which is no conflict to log.
+RACE_WINDOW = dt.timedelta(seconds=30)
+
 
 class CustomerTaken(Conflict):
     slug = "customer-taken"
@@ -104,8 +108,12 @@ async def claim(
     taken: Ownership | None = None
     async with transaction(session, resource="ownership"):
         await visible_customer(session, customer_id, principal)
+        # FOR NO KEY UPDATE: one owner's claims queue behind each other, while the key-share
+        # locks of other assignments to the owner (and foreign-key checks) pass.
         owner = (
-            await session.execute(select(Owner).where(Owner.id == claimant).with_for_update())
+            await session.execute(
+                select(Owner).where(Owner.id == claimant).with_for_update(key_share=True)
+            )
         ).scalar_one_or_none()
         if owner is None:
             raise InvalidReference("owner_id", "owner", claimant)
@@ -123,7 +131,8 @@ async def claim(
                     owner_id=str(ownership.owner_id),
                 )
             taken = ownership
-            await record_signals(session, [_race(ownership, claimant)], ruleset_version=None)
+            if ownership.assigned_at >= now - RACE_WINDOW:  # lost to a claim made meanwhile
+                await record_signals(session, [_race(ownership, claimant)], ruleset_version=None)
         else:
             await _check_claimable(
                 session, ownership, claimant, now=now, utc_offset_hours=utc_offset_hours

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.customers.models import Customer
 from territory_service.db import dialect_insert
-from territory_service.errors import OutOfScope
+from territory_service.errors import InvalidCursor, OutOfScope
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind
 from territory_service.jobs.repository import JobRepository
@@ -41,7 +41,7 @@ from territory_service.pool.models import Lease
 from territory_service.pool.rules import EffectiveRules, effective_rules
 from territory_service.security.principal import Principal
 from territory_service.territories.repository import in_subtrees
-from territory_service.transaction import transaction
+from territory_service.transaction import retrying, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ async def due_page(
             rules = {t: r for t, r in rules.items() if t in wanted}
         after = None if cursor is None else decode_cursor(cursor)
         if after is not None and not isinstance(after, uuid.UUID):
-            after = uuid.UUID(int=0)
+            raise InvalidCursor()
         window = max((r.reminder for r in rules.values() if r.reclaims), default=dt.timedelta())
         items, last = await due(
             session,
@@ -209,12 +209,17 @@ async def reclaim(
     progress: Callable[..., Awaitable[None]],
 ) -> dict[str, Any]:
     reclaimed, after, looked_at = 0, None, 0
-    while True:
+
+    async def chunk() -> tuple[list[Due], int, uuid.UUID | None]:
         async with session_factory() as session, transaction(session, resource="ownership"):
             rules = await effective_rules(session)
             candidates, last = await due(session, rules, by=now, after=after)
-            if candidates:
-                reclaimed += await _reclaim(session, rules, candidates, now=now, actor=actor)
+            taken = await _reclaim(session, rules, candidates, now=now, actor=actor)
+            return candidates, taken, last
+
+    while True:
+        candidates, taken, last = await retrying(chunk)
+        reclaimed += taken
         looked_at += len(candidates)
         await progress(done=looked_at)
         if last is None:
@@ -230,6 +235,8 @@ async def _reclaim(
     now: dt.datetime,
     actor: Principal | None,
 ) -> int:
+    if not candidates:
+        return 0
     ids = [c.customer_id for c in candidates]
     ownerships = OwnershipRepository(session)
     locked = await ownerships.of_customers(set(ids), for_update=True)

@@ -4,9 +4,9 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from territory_service.customers.schemas import Customer
+from territory_service.customers.schemas import Customer, UTCTimestamp
 from territory_service.ownership.schemas import Reason
 from territory_service.schemas import InputModel, OutputModel, PageOut
 
@@ -114,7 +114,7 @@ class Release(InputModel):
 
 
 class Activity(InputModel):
-    at: AwareDatetime | None = Field(
+    at: UTCTimestamp | None = Field(
         default=None, description="When the follow-up happened; default: now. Not in the future."
     )
 

@@ -157,7 +157,7 @@ async def reject_transfer(
 @router.post(
     "/{transfer_id}/cancel",
     response_model=Transfer,
-    responses=problem_responses(404, 409, 412),
+    responses=problem_responses(403, 404, 409, 412),
 )
 async def cancel_transfer(
     transfer_id: uuid.UUID,

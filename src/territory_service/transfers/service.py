@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.repository import CustomerRepository
 from territory_service.db import utcnow
-from territory_service.errors import Conflict, Forbidden, ServiceError
+from territory_service.errors import Conflict, Forbidden, OutOfScope, ServiceError
 from territory_service.ownership.assignment import check_target, share_locked_owner
 from territory_service.ownership.groups import follow_group
 from territory_service.ownership.models import OwnershipSource
@@ -174,7 +174,15 @@ async def _pending(
     check_expected(expected, "transfer", transfer.version)
     if transfer.status is not TransferStatus.PENDING:
         raise TransferNotPending(transfer)
-    return transfer, await repository.items(transfer_id)
+    items = await repository.items(transfer_id)
+    if principal.territory_ids is not None:
+        # A confined key sees a transfer that touches its territories, but decides only one
+        # that moves customers wholly within them.
+        places = {t for item in items for t in (item.from_territory_id, item.to_territory_id)}
+        scoped = TerritoryRepository(session, roots=principal.territory_ids)
+        if places - {t.id for t in await scoped.by_ids(places)}:
+            raise OutOfScope("the transfer moves customers outside this key's territories")
+    return transfer, items
 
 
 async def _check_approver(
@@ -288,7 +296,10 @@ async def _target_failure(
     The owner row is share-locked, so they cannot be deactivated until this commits."""
     owner = await share_locked_owner(session, transfer.to_owner_id)
     if owner is None or not owner.active:
-        return {item.to_territory_id: "the target owner is inactive" for item in items}
+        return {
+            item.to_territory_id: "the target owner no longer exists or is inactive"
+            for item in items
+        }
     memberships = await _memberships(session, transfer.to_owner_id)
     return {
         item.to_territory_id: f"the target owner left territory {item.to_territory_id}"
