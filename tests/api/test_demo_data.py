@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI
 
 from territory_service.demo.admin_key import ensure_demo_admin_key
-from territory_service.demo.loader import load_demo_data
+from territory_service.demo.loader import flag_demo_duplicates, load_demo_data
 from territory_service.demo.rules import UNCOVERED_PROVINCE
 from territory_service.rulesets.activation import re_resolve_all
 from tests.api.helpers import list_all
@@ -69,6 +69,8 @@ async def test_the_demo_rule_set_gives_every_customer_an_owner_and_shows_its_con
     async with app.state.session_factory() as session:
         await load_demo_data(session)
     result = await re_resolve_all(app.state.session_factory, actor=None, reason="demo")
+    async with app.state.session_factory() as session:
+        assert await flag_demo_duplicates(session) >= 2
 
     assert result["customers"] == result["changed"] >= 1800
     tibet = await list_all(client, "/v1/customers", province=UNCOVERED_PROVINCE, limit=1000)
@@ -76,7 +78,7 @@ async def test_the_demo_rule_set_gives_every_customer_an_owner_and_shows_its_con
     gap = [c for c in tibet if c["ownership"]["owner_id"] is None]
     assert gap
     kinds = {c["kind"] for c in await list_all(client, "/v1/conflicts")}
-    assert {"no_match", "rule_tie"} <= kinds
+    assert {"no_match", "rule_tie", "duplicate_customer"} <= kinds
     explained = (await client.get(f"/v1/customers/{gap[0]['id']}/explain")).json()
     assert [step["step"] for step in explained["decision"]["trace"]] == ["no_match"]
 

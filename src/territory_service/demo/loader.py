@@ -7,6 +7,7 @@ import logging
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from territory_service.customers.duplicates import detect_duplicates
 from territory_service.customers.models import Customer
 from territory_service.demo.dataset import build_demo_dataset
 from territory_service.demo.rules import build_demo_ruleset
@@ -47,3 +48,12 @@ async def load_demo_data(session: AsyncSession) -> bool:
         },
     )
     return True
+
+
+async def flag_demo_duplicates(session: AsyncSession) -> int:
+    """Once the demo customers are resolved: log the companies entered twice under different
+    owners (撞单), as creating them one by one through the API would have. Returns how many
+    customers have a duplicate."""
+    async with session.begin():
+        customers = list((await session.execute(select(Customer))).scalars())
+        return len(await detect_duplicates(session, customers))
