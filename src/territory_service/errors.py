@@ -25,10 +25,6 @@ class ServiceError(Exception):
         self.detail = detail
         self.extensions = extensions
 
-    @classmethod
-    def type_uri(cls) -> str:
-        return PROBLEM_TYPE_PREFIX + cls.slug
-
 
 class NotFound(ServiceError):
     status = 404

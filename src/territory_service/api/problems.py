@@ -87,6 +87,14 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
+    body = problem_body(request, status=status, slug=slug, title=title, detail=detail)
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def problem_body(
+    request: Request | None, *, status: int, slug: str, title: str, detail: str | None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_PREFIX + slug,
         "title": title,
@@ -96,8 +104,16 @@ def problem_response(
     if request is not None:
         body["instance"] = request.url.path
     body["request_id"] = request_id_var.get()
-    body.update(extensions)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    return body
+
+
+def service_problem(request: Request | None, exc: ServiceError) -> dict[str, Any]:
+    """The problem document of a domain error (also for one item of a batch answer)."""
+    body = problem_body(
+        request, status=exc.status, slug=exc.slug, title=exc.title, detail=exc.detail
+    )
+    body.update(exc.extensions)
+    return body
 
 
 def validation_items(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -121,14 +137,11 @@ def validation_items(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return problem_response(
-        request,
-        status=exc.status,
-        slug=exc.slug,
-        title=exc.title,
-        detail=exc.detail,
+    return JSONResponse(
+        service_problem(request, exc),
+        status_code=exc.status,
+        media_type=PROBLEM_MEDIA_TYPE,
         headers=exc.headers or None,
-        **exc.extensions,
     )
 
 

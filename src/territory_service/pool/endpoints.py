@@ -11,7 +11,7 @@ from territory_service.api.dependencies import (
     SessionDep,
     set_etag,
 )
-from territory_service.api.problems import problem_responses
+from territory_service.api.problems import problem_responses, service_problem
 from territory_service.api.security import (
     CustomersRead,
     CustomersWrite,
@@ -26,7 +26,7 @@ from territory_service.jobs.schemas import Job
 from territory_service.ownership.schemas import OwnershipOut
 from territory_service.pool import claims, reclaim, service
 from territory_service.pool.models import PoolRules
-from territory_service.pool.rules import EffectiveRules, as_dict
+from territory_service.pool.rules import EffectiveRules
 from territory_service.pool.schemas import (
     Activity,
     BatchClaim,
@@ -53,10 +53,8 @@ def rules_out(
     set_etag(response, version)
     return PoolRulesOut(
         territory_id=territory_id,
-        own=EffectivePoolRules.model_validate(
-            as_dict(EffectiveRules()) if own is None else own, from_attributes=True
-        ),
-        effective=EffectivePoolRules.model_validate(as_dict(effective)),
+        own=EffectivePoolRules.model_validate(own or EffectiveRules(), from_attributes=True),
+        effective=EffectivePoolRules.model_validate(effective, from_attributes=True),
         version=version,
     )
 
@@ -195,13 +193,7 @@ async def claim_customers(
         except ServiceError as exc:
             if exc.status == 403:
                 raise
-            problem = {
-                "type": exc.type_uri(),
-                "title": exc.title,
-                "status": exc.status,
-                "detail": exc.detail,
-                **exc.extensions,
-            }
+            problem = service_problem(request, exc)
             items.append(
                 ClaimResult(
                     customer_id=customer_id, status=exc.status, version=None, problem=problem

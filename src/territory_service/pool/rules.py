@@ -3,7 +3,6 @@ nearest territory above that sets it."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Iterable
@@ -83,7 +82,3 @@ async def effective_rules(
             node = parents.get(node)
         result[territory_id] = EffectiveRules(**values)
     return result
-
-
-def as_dict(rules: EffectiveRules) -> dict[str, object]:
-    return dataclasses.asdict(rules)
