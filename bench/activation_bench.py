@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from territory_service.config import Settings
 from territory_service.db import create_engine, create_session_factory
 from territory_service.demo.catalog import INDUSTRIES, PROVINCES, REGIONS
+from territory_service.main import settle_heap
 from territory_service.migrate import upgrade_to_head
 from territory_service.owners.models import Owner
 from territory_service.ownership.bulk import PoolRun
@@ -200,6 +201,7 @@ async def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     args = parser.parse_args()
     url = await recreate_database()
+    settle_heap()  # as `territory-service serve` does once the app is built
     engine = create_engine(Settings(database_url=url))
     session_factory = create_session_factory(engine)
     started = time.perf_counter()

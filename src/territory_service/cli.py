@@ -26,9 +26,12 @@ logger = logging.getLogger("territory_service")
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
+    from territory_service.main import create_app, settle_heap
+
+    app = create_app(settings)
+    settle_heap()
     uvicorn.run(
-        "territory_service.main:create_app",
-        factory=True,
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

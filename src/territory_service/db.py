@@ -110,13 +110,15 @@ def json_array_contains(column: Any, value: str, dialect: str) -> ColumnElement[
 
 
 def string_array(column: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
-    """A JSON array of strings, read as a list. On PostgreSQL it arrives as `text[]`, which the
-    driver decodes natively; JSON would go through `json.loads` row by row."""
+    """A JSON array of strings, read as a list (an empty one may arrive as None). On PostgreSQL
+    it arrives as `text[]`, which the driver decodes natively (JSON would go through
+    `json.loads` row by row), and an empty one as NULL, which costs neither side anything."""
     if dialect != "postgresql":
         return column
     name = column.compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
     elements: ColumnElement[Any] = literal_column(
-        f"ARRAY(SELECT jsonb_array_elements_text({name}))"
+        f"CASE WHEN {name} = '[]'::jsonb THEN NULL "
+        f"ELSE ARRAY(SELECT jsonb_array_elements_text({name})) END"
     )
     return type_coerce(elements, postgresql.ARRAY(String()))
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from territory_service.customers.models import Customer
@@ -67,11 +68,9 @@ async def owners_now(engine: AsyncEngine) -> dict[uuid.UUID, tuple[uuid.UUID, uu
         return {c: (t, o) for c, t, o in rows}
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_bulk_activation_equals_resolving_each_customer_alone(
-    client: httpx.AsyncClient, app: FastAPI, engine: AsyncEngine, seed: int
-) -> None:
-    rng = random.Random(seed)
+async def build_pool(client: httpx.AsyncClient, rng: random.Random) -> World:
+    """A root, three territories (one per strategy) with members of random weight and capacity,
+    and 40 random customers, some of them subsidiaries."""
     root = await create_territory(client)
     territories = []
     for strategy in ("round_robin", "weighted", "least_loaded"):
@@ -91,12 +90,25 @@ async def test_bulk_activation_equals_resolving_each_customer_alone(
         response = await client.post("/v1/customers", json=body)
         assert response.status_code == 201
         created.append(response.json()["id"])
+    return World(root, territories, created)
+
+
+@dataclass
+class World:
+    root: dict[str, Any]
+    territories: list[dict[str, Any]]
+    customers: list[str]
+
+
+async def activate_random_ruleset(
+    client: httpx.AsyncClient, rng: random.Random, world: World
+) -> None:
     ruleset = (
         await client.post(
             "/v1/rulesets",
             json={
                 "name": "random",
-                "default_territory_id": root["id"],
+                "default_territory_id": world.root["id"],
                 "tie_policy": rng.choice(["first_created", "pool"]),
             },
         )
@@ -106,19 +118,17 @@ async def test_bulk_activation_equals_resolving_each_customer_alone(
             "name": f"r{n}",
             "priority": rng.randint(1, 3),
             "condition": random_condition(rng),
-            "territory_id": rng.choice(territories)["id"],
+            "territory_id": rng.choice(world.territories)["id"],
         }
         assert (
             await client.post(f"/v1/rulesets/{ruleset['id']}/rules", json=body)
         ).status_code == 201
-
-    await client.post(f"/v1/rulesets/{ruleset['id']}/activate")
+    assert (await client.post(f"/v1/rulesets/{ruleset['id']}/activate")).status_code == 202
     await jobs.wait_for_all()
-    bulk = await owners_now(engine)
 
-    async with engine.begin() as connection:
-        await connection.execute(delete(OwnershipEvent))
-        await connection.execute(delete(Ownership))
+
+async def resolve_one_by_one(app: FastAPI) -> None:
+    """Resolve every customer in id order, each in its own transaction."""
     async with app.state.session_factory() as session:
         ids = list((await session.execute(select(Customer.id).order_by(Customer.id))).scalars())
     for customer_id in ids:
@@ -126,7 +136,57 @@ async def test_bulk_activation_equals_resolving_each_customer_alone(
             customer = await session.get(Customer, customer_id)
             assert customer is not None
             await resolve_customers(session, [customer], actor=None, reason="one by one")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_bulk_activation_equals_resolving_each_customer_alone(
+    client: httpx.AsyncClient, app: FastAPI, engine: AsyncEngine, seed: int
+) -> None:
+    rng = random.Random(seed)
+    world = await build_pool(client, rng)
+    await activate_random_ruleset(client, rng, world)
+    bulk = await owners_now(engine)
+
+    async with engine.begin() as connection:
+        await connection.execute(delete(OwnershipEvent))
+        await connection.execute(delete(Ownership))
+    await resolve_one_by_one(app)
     single = await owners_now(engine)
 
     assert len(bulk) == 40
+    assert single == bulk
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+async def test_bulk_redivision_equals_resolving_each_customer_alone(
+    client: httpx.AsyncClient, app: FastAPI, engine: AsyncEngine, seed: int
+) -> None:
+    """A second rule set over customers that already have owners, some of them locked by
+    hand: most stay (stability first), some move."""
+    rng = random.Random(seed)
+    world = await build_pool(client, rng)
+    await activate_random_ruleset(client, rng, world)
+    for customer_id in rng.sample(world.customers, 4):
+        current = await client.get(f"/v1/customers/{customer_id}/ownership")
+        locked = await client.put(
+            f"/v1/customers/{customer_id}/ownership",
+            json={"territory_id": rng.choice(world.territories)["id"], "reason": "by hand"},
+            headers={"If-Match": current.headers["etag"]},
+        )
+        assert locked.status_code == 200, locked.text
+    async with engine.connect() as connection:
+        before = (await connection.execute(select(Ownership.__table__))).mappings().all()
+    await activate_random_ruleset(client, rng, world)
+    bulk = await owners_now(engine)
+
+    async with engine.begin() as connection:
+        await connection.execute(delete(OwnershipEvent))
+        await connection.execute(delete(Ownership))
+        await connection.execute(insert(Ownership.__table__), [dict(row) for row in before])
+    await resolve_one_by_one(app)
+    single = await owners_now(engine)
+
+    places = {row["customer_id"]: (row["territory_id"], row["owner_id"]) for row in before}
+    stayed = sum(1 for customer_id, place in bulk.items() if places[customer_id] == place)
+    assert 0 < stayed < len(bulk)  # the input exercises both staying and moving
     assert single == bulk

@@ -15,9 +15,12 @@ the run reports it as lost and the caller resolves it again under a row lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, and_, case, or_, select, text
@@ -41,6 +44,8 @@ _OWNERSHIPS: Table = Ownership.__table__  # type: ignore[assignment]
 _EVENTS: Table = OwnershipEvent.__table__  # type: ignore[assignment]
 # Rows per statement when writing; keeps each statement under both drivers' parameter limits.
 WRITE_BATCH = 1000
+# Customers decided between two turns of the event loop: a few milliseconds of work.
+SLICE = 1000
 
 
 @dataclass(frozen=True)
@@ -57,14 +62,22 @@ class Change:
         return (self.decision.territory_id, self.decision.owner_id)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Decided:
-    """One chunk's outcome: every customer's place before and after, what changes, the
-    conflicts raised."""
+    """The outcome of deciding some customers: how many, how many stay at each place, what
+    changes, the conflicts raised."""
 
-    places: list[tuple[uuid.UUID, Place | None, Place]]  # customer, before, after
-    changes: list[Change]
-    signals: list[ConflictSignal]
+    customers: int = 0
+    stayed: Counter[Place] = field(default_factory=Counter)
+    changes: list[Change] = field(default_factory=list)
+    signals: list[ConflictSignal] = field(default_factory=list)
+
+    def absorb(self, other: Decided) -> None:
+        """Add another outcome that follows this one."""
+        self.customers += other.customers
+        self.stayed.update(other.stayed)
+        self.changes.extend(other.changes)
+        self.signals.extend(other.signals)
 
 
 class PoolRun:
@@ -84,6 +97,7 @@ class PoolRun:
         self.roots = roots  # subsidiary -> its group's root
         self.root_places = root_places  # the roots' current places, moved as they move
         self._group_roots = set(roots.values())
+        self._unbounded = directory.unbounded()
         fields = ruleset.fields
         self._columns = tuple(sorted(f for f in fields if f in FIELDS and f != "tags"))
         self._tags = "tags" in fields
@@ -141,12 +155,19 @@ class PoolRun:
             ).where(Customer.id > after)
         return await fetch_rows(connection, statement)
 
-    def decide(self, rows: Sequence[Sequence[Any]]) -> Decided:
-        """Resolve a chunk read by `read`, moving the load as customers move."""
-        places: list[tuple[uuid.UUID, Place | None, Place]] = []
-        changes: list[Change] = []
-        signals: list[ConflictSignal] = []
+    def decide(self, rows: Sequence[Sequence[Any]], into: Decided) -> None:
+        """Resolve customers read by `read` into `into`, moving the load as customers move.
+
+        Most customers of a re-division stay where they are, so the step `resolve` would take
+        for them is taken here without building its decision: a customer that is not a
+        subsidiary, whose match is one untied rule without a named owner pointing at its own
+        territory, and whose owner's room never depends on the load, stays (stability first;
+        when it is locked, the lock keeps it there with no drift). Every other customer goes
+        through `resolve`."""
+        stayed, changes, signals = into.stayed, into.changes, into.signals
         columns, first_fact = self._columns, 5
+        ruleset, directory, load = self.ruleset, self.directory, self.load
+        match_of, unbounded, roots = ruleset.match, self._unbounded, self.roots
         for row in rows:
             customer_id, territory_id, owner_id, locked = row[0], row[1], row[2], row[3]
             facts: dict[str, Any] = dict(zip(columns, row[first_fact:], strict=False))
@@ -157,17 +178,30 @@ class PoolRun:
             if self._attributes:
                 for key, value in (row[position] or {}).items():
                     facts[ATTRIBUTE_PREFIX + key] = value
+            match = match_of(facts)
+            top = match.top
+            if (
+                top
+                and top[0].territory_id == territory_id
+                and top[0].owner_id is None
+                and (place := (territory_id, owner_id)) in unbounded
+                and (len(top) == 1 or not match.is_tie)
+                and customer_id not in roots
+            ):
+                stayed[place] += 1
+                continue
             situation = self._situation(customer_id, territory_id, owner_id, bool(locked))
-            decision = resolve(self.ruleset, facts, situation, self.directory, self.load)
+            decision = resolve(ruleset, facts, situation, directory, load, match)
             signals.extend(decision.conflicts)
             before = None if territory_id is None else (territory_id, owner_id)
             after = (decision.territory_id, decision.owner_id)
-            places.append((customer_id, before, after))
             if decision.source in SOURCES and (before is None or before != after):
                 change = Change(customer_id, row[4], before, decision)
                 changes.append(change)
                 self._move(customer_id, before, after)
-        return Decided(places, changes, signals)
+            else:
+                stayed[after] += 1
+        into.customers += len(rows)
 
     def undo(self, changes: Sequence[Change]) -> None:
         """Take back the moves of changes that were not written."""
@@ -201,8 +235,11 @@ class PoolRun:
 async def decide_all(
     session_factory: async_sessionmaker[AsyncSession], run: PoolRun, *, chunk: int
 ) -> AsyncIterator[Decided]:
-    """Decide the whole pool chunk by chunk. The next chunk is read while this one is decided,
-    and deciding runs in a worker thread, so the event loop stays free for the database."""
+    """Decide the whole pool chunk by chunk; the next chunk is read while this one is decided.
+
+    Deciding runs on the event loop in slices of `SLICE` customers, each a burst of small
+    acyclic objects during which the cyclic collector is paused (it would find nothing), with
+    the loop free between slices to serve requests and move the reads and writes along."""
 
     async def read(after: uuid.UUID | None) -> Sequence[Sequence[Any]]:
         async with session_factory() as session, session.begin():
@@ -212,9 +249,27 @@ async def decide_all(
     try:
         while rows := await pending:
             pending = asyncio.create_task(read(rows[-1][0]))
-            yield await asyncio.to_thread(run.decide, rows)
+            decided = Decided()
+            for start in range(0, len(rows), SLICE):
+                await asyncio.sleep(0)
+                with collector_paused():
+                    run.decide(rows[start : start + SLICE], decided)
+            yield decided
     finally:
         pending.cancel()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a synchronous burst (nothing else runs in it)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _root_of(customer_id: uuid.UUID, parents: dict[uuid.UUID, uuid.UUID]) -> uuid.UUID:
@@ -239,16 +294,17 @@ async def write_changes(
         return []
     connection = await session.connection()
     if connection.dialect.driver == "asyncpg":
-        written = await _copy_and_upsert(connection, changes, actor=actor, reason=reason)
+        lost = await _copy_and_upsert(connection, changes, actor=actor, reason=reason)
     else:
-        written = await _upsert(session, changes, actor=actor, reason=reason)
-    return [c for c in changes if c.customer_id not in written]
+        lost = await _upsert(session, changes, actor=actor, reason=reason)
+    return [c for c in changes if c.customer_id in lost]
 
 
 async def _upsert(
     session: AsyncSession, changes: Sequence[Change], *, actor: Principal | None, reason: str
 ) -> set[uuid.UUID]:
-    """The portable writer: a multi-row upsert, then the events of the rows it wrote."""
+    """The portable writer: a multi-row upsert, then the events of the rows it wrote. Returns
+    the customers whose rows it did not write."""
     now = utcnow()
     insert = dialect_insert(session.get_bind().dialect.name, _OWNERSHIPS)
     new = insert.excluded
@@ -267,7 +323,7 @@ async def _upsert(
     ]
     if events:
         await session.execute(_EVENTS.insert(), events)
-    return written
+    return {c.customer_id for c in changes} - written
 
 
 _WRITTEN = (
@@ -288,7 +344,8 @@ def _kept_clock(new: Any) -> Any:
 
 
 # PostgreSQL: the changes go to a session-local staging table by COPY, then one statement
-# upserts the rows (compare-and-set on the version) and inserts the events of those it wrote.
+# upserts the rows (compare-and-set on the version), inserts the events of those it wrote and
+# answers the customers it did not write (usually none, so nothing comes back).
 _STAGING = "ownership_changes"
 _STAGING_COLUMNS = (
     "customer_id", "version", "from_territory_id", "from_owner_id", "territory_id", "owner_id",
@@ -315,15 +372,17 @@ WITH written AS (
             THEN o.held_since ELSE excluded.held_since END
     WHERE o.version = excluded.version - 1
     RETURNING o.customer_id
+), events AS (
+    INSERT INTO ownership_events (customer_id, version, from_territory_id, from_owner_id,
+        territory_id, owner_id, source, rule_id, ruleset_version, locked, reason, actor_key_id,
+        acting_owner_id, request_id, created_at)
+    SELECT c.customer_id, c.version, c.from_territory_id, c.from_owner_id, c.territory_id,
+        c.owner_id, c.source, c.rule_id, c.ruleset_version, false, $2, $3, $4, $5, $1
+    FROM {_STAGING} AS c JOIN written AS w ON w.customer_id = c.customer_id
+    ORDER BY c.customer_id
 )
-INSERT INTO ownership_events (customer_id, version, from_territory_id, from_owner_id,
-    territory_id, owner_id, source, rule_id, ruleset_version, locked, reason, actor_key_id,
-    acting_owner_id, request_id, created_at)
-SELECT c.customer_id, c.version, c.from_territory_id, c.from_owner_id, c.territory_id,
-    c.owner_id, c.source, c.rule_id, c.ruleset_version, false, $2, $3, $4, $5, $1
-FROM {_STAGING} AS c JOIN written AS w ON w.customer_id = c.customer_id
-ORDER BY c.customer_id
-RETURNING customer_id
+SELECT c.customer_id FROM {_STAGING} AS c
+WHERE NOT EXISTS (SELECT FROM written AS w WHERE w.customer_id = c.customer_id)
 """
 
 

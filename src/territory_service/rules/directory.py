@@ -69,6 +69,19 @@ class Directory:
         members = {(t.id, m.owner_id): m for t in self.territories.values() for m in t.members}
         object.__setattr__(self, "_members", members)
 
+    def unbounded(self) -> frozenset[tuple[uuid.UUID, uuid.UUID]]:
+        """The (territory, owner) memberships whose room never depends on the load: the owner
+        is active and neither the member nor the owner has a capacity. A customer held by one
+        of them stays (stability first) whatever the run has moved so far."""
+        return frozenset(
+            key
+            for key, member in self._members.items()
+            if member.capacity is None
+            and (owner := self.owners.get(member.owner_id)) is not None
+            and owner.active
+            and owner.capacity is None
+        )
+
     def member(self, territory_id: uuid.UUID, owner_id: uuid.UUID) -> Member | None:
         return self._members.get((territory_id, owner_id))
 

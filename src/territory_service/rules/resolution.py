@@ -102,12 +102,15 @@ def resolve(
     situation: Situation,
     directory: Directory,
     load: Load,
+    match: Match | None = None,
 ) -> Decision:
-    """Decide one customer's owner. Pure: reads its arguments, changes nothing."""
+    """Decide one customer's owner. Pure: reads its arguments, changes nothing. `match`: the
+    rule set's match for these facts, when the caller has it already."""
     trace: list[Step] = []
     conflicts: list[ConflictSignal] = []
     version = ruleset.spec.version
-    match = ruleset.match(facts)
+    if match is None:
+        match = ruleset.match(facts)
     territory_id, named_owner, rule = _territory_by_rules(
         ruleset, match, situation, trace, conflicts
     )

@@ -32,6 +32,7 @@ from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 
 CHUNK = 5000
+BATCH_CUSTOMERS = 50_000
 CHUNK_ATTEMPTS = 3
 
 
@@ -130,7 +131,8 @@ async def re_resolve_all(
     `progress(done=...)` after each chunk is written.
 
     Each chunk is written in a transaction of its own while the next one is being decided, so
-    the database works on one core while the engine works on the other."""
+    the database works on one core while the engine works on the other. A transaction writes
+    up to `CHUNK` changes, or the outcome of `BATCH_CUSTOMERS` customers when few change."""
     async with session_factory() as session, transaction(session, resource="customer"):
         active = await RuleSetRepository(session).active()
         if active is None:
@@ -141,16 +143,26 @@ async def re_resolve_all(
         await progress(total=total)
     done = changed = 0
     writing: asyncio.Task[int] | None = None
+
+    async def write(batch: Decided) -> None:
+        """Start writing `batch` once the previous write has finished."""
+        nonlocal writing, done, changed
+        if writing is not None:
+            changed += await writing
+            if progress is not None:
+                await progress(done=done)
+        writing = asyncio.create_task(_write_chunk(session_factory, run, batch, actor, reason))
+        done += batch.customers
+
     try:
+        batch = Decided()
         async for decided in decide_all(session_factory, run, chunk=CHUNK):
-            if writing is not None:
-                changed += await writing
-                if progress is not None:
-                    await progress(done=done)
-            writing = asyncio.create_task(
-                _write_chunk(session_factory, run, decided, actor, reason)
-            )
-            done += len(decided.places)
+            batch.absorb(decided)
+            if len(batch.changes) >= CHUNK or batch.customers >= BATCH_CUSTOMERS:
+                await write(batch)
+                batch = Decided()
+        if batch.customers:
+            await write(batch)
         if writing is not None:
             changed += await writing
     finally:

@@ -22,7 +22,7 @@ from territory_service.errors import NotFound
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind
 from territory_service.jobs.repository import JobRepository
-from territory_service.ownership.bulk import Decided, PoolRun, decide_all
+from territory_service.ownership.bulk import Decided, Place, PoolRun, decide_all
 from territory_service.pagination import Page, paginate
 from territory_service.rules.resolution import ConflictKind
 from territory_service.rulesets.models import SimulationMove
@@ -77,35 +77,39 @@ class Tally:
 
     def add(self, decided: Decided) -> list[dict[str, Any]]:
         """Count a chunk; return its moves as rows to store."""
+        self.customers += decided.customers
+        for place, count in decided.stayed.items():
+            self._count(place, count, "before", "after")
         moves: list[dict[str, Any]] = []
-        rules = {c.customer_id: c.decision.rule_id for c in decided.changes}
-        for customer_id, before, after in decided.places:
-            self.customers += 1
-            for side, place in (("before", before), ("after", after)):
-                if place is None:
-                    continue
-                self.territories[side][place[0]] += 1
-                if place[1] is not None:
-                    self.owners[side][place[1]] += 1
-            if before == after:
-                continue
+        for change in decided.changes:
+            before, after = change.before, change.after
+            self._count(before, 1, "before")
+            self._count(after, 1, "after")
             self.moves += 1
             self.territory_changes += before is None or before[0] != after[0]
             self.to_pool += after[1] is None and before is not None and before[1] is not None
             moves.append(
                 {
-                    "customer_id": customer_id,
+                    "customer_id": change.customer_id,
                     "from_territory_id": before[0] if before else None,
                     "from_owner_id": before[1] if before else None,
                     "territory_id": after[0],
                     "owner_id": after[1],
-                    "rule_id": rules.get(customer_id),
+                    "rule_id": change.decision.rule_id,
                 }
             )
         for signal in decided.signals:
             self.conflicts.setdefault(signal.kind, set()).add(":".join(signal.cause))
             self.conflicted.setdefault(signal.kind, set()).add(signal.customer_id)
         return moves
+
+    def _count(self, place: Place | None, count: int, *sides: str) -> None:
+        if place is None:
+            return
+        for side in sides:
+            self.territories[side][place[0]] += count
+            if place[1] is not None:
+                self.owners[side][place[1]] += count
 
     def summary(self) -> dict[str, Any]:
         return {
