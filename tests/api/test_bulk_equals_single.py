@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from territory_service.conflicts.models import Conflict
 from territory_service.customers.models import Customer
 from territory_service.jobs import service as jobs
 from territory_service.ownership.models import Ownership, OwnershipEvent
@@ -60,6 +61,17 @@ def random_customer(rng: random.Random, n: int) -> dict[str, Any]:
     return body
 
 
+async def conflicts_now(engine: AsyncEngine) -> dict[tuple[str, str], tuple[int, int]]:
+    """Occurrences and customers per open conflict."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(
+                Conflict.kind, Conflict.cause, Conflict.occurrences, Conflict.customer_count
+            ).where(Conflict.status == "open")
+        )
+        return {(str(kind), cause): (n, customers) for kind, cause, n, customers in rows}
+
+
 async def owners_now(engine: AsyncEngine) -> dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID | None]]:
     async with engine.connect() as connection:
         rows = await connection.execute(
@@ -70,7 +82,7 @@ async def owners_now(engine: AsyncEngine) -> dict[uuid.UUID, tuple[uuid.UUID, uu
 
 async def build_pool(client: httpx.AsyncClient, rng: random.Random) -> World:
     """A root, three territories (one per strategy) with members of random weight and capacity,
-    and 40 random customers, some of them subsidiaries."""
+    one with no members, and 40 random customers, some of them subsidiaries."""
     root = await create_territory(client)
     territories = []
     for strategy in ("round_robin", "weighted", "least_loaded"):
@@ -82,6 +94,7 @@ async def build_pool(client: httpx.AsyncClient, rng: random.Random) -> World:
                 f"/v1/territories/{territory['id']}/members/{owner['id']}", json=member
             )
         territories.append(territory)
+    territories.append(await create_territory(client, parent_id=root["id"]))
     created: list[str] = []
     for n in range(40):
         body = random_customer(rng, n)
@@ -145,16 +158,17 @@ async def test_bulk_activation_equals_resolving_each_customer_alone(
     rng = random.Random(seed)
     world = await build_pool(client, rng)
     await activate_random_ruleset(client, rng, world)
-    bulk = await owners_now(engine)
+    bulk, bulk_conflicts = await owners_now(engine), await conflicts_now(engine)
 
     async with engine.begin() as connection:
         await connection.execute(delete(OwnershipEvent))
         await connection.execute(delete(Ownership))
+        await connection.execute(delete(Conflict))
     await resolve_one_by_one(app)
-    single = await owners_now(engine)
 
     assert len(bulk) == 40
-    assert single == bulk
+    assert await owners_now(engine) == bulk
+    assert await conflicts_now(engine) == bulk_conflicts
 
 
 @pytest.mark.parametrize("seed", [4, 5, 6])
@@ -176,17 +190,21 @@ async def test_bulk_redivision_equals_resolving_each_customer_alone(
         assert locked.status_code == 200, locked.text
     async with engine.connect() as connection:
         before = (await connection.execute(select(Ownership.__table__))).mappings().all()
+        conflicts = (await connection.execute(select(Conflict.__table__))).mappings().all()
     await activate_random_ruleset(client, rng, world)
-    bulk = await owners_now(engine)
+    bulk, bulk_conflicts = await owners_now(engine), await conflicts_now(engine)
 
     async with engine.begin() as connection:
         await connection.execute(delete(OwnershipEvent))
         await connection.execute(delete(Ownership))
-        await connection.execute(insert(Ownership.__table__), [dict(row) for row in before])
+        await connection.execute(delete(Conflict))
+        await connection.execute(insert(Ownership), [dict(row) for row in before])
+        if conflicts:
+            await connection.execute(insert(Conflict), [dict(row) for row in conflicts])
     await resolve_one_by_one(app)
-    single = await owners_now(engine)
 
     places = {row["customer_id"]: (row["territory_id"], row["owner_id"]) for row in before}
     stayed = sum(1 for customer_id, place in bulk.items() if places[customer_id] == place)
     assert 0 < stayed < len(bulk)  # the input exercises both staying and moving
-    assert single == bulk
+    assert await owners_now(engine) == bulk
+    assert await conflicts_now(engine) == bulk_conflicts

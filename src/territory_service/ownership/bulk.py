@@ -33,12 +33,20 @@ from territory_service.ownership.models import Ownership, OwnershipEvent, Owners
 from territory_service.ownership.resolver import SOURCES, directory_for
 from territory_service.rules.directory import Directory, Load
 from territory_service.rules.facts import ATTRIBUTE_PREFIX, FIELDS
-from territory_service.rules.resolution import ConflictSignal, Decision, Situation, resolve
+from territory_service.rules.resolution import (
+    ConflictSignal,
+    Decision,
+    Situation,
+    no_capacity,
+    resolve_match,
+)
 from territory_service.rules.ruleset import CompiledRuleSet
 from territory_service.security.principal import Principal
 from territory_service.territories.repository import TerritoryRepository
 
 Place = tuple[uuid.UUID, uuid.UUID | None]  # (territory, owner); owner None: the pool
+# A row read by `PoolRun.read`: customer id, territory, owner, locked, version, then the facts.
+_FIRST_FACT = 5
 
 _OWNERSHIPS: Table = Ownership.__table__  # type: ignore[assignment]
 _EVENTS: Table = OwnershipEvent.__table__  # type: ignore[assignment]
@@ -48,7 +56,7 @@ WRITE_BATCH = 1000
 SLICE = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """A customer whose ownership the run changes."""
 
@@ -98,10 +106,15 @@ class PoolRun:
         self.root_places = root_places  # the roots' current places, moved as they move
         self._group_roots = set(roots.values())
         self._unbounded = directory.unbounded()
+        self._closed = directory.closed()
         fields = ruleset.fields
         self._columns = tuple(sorted(f for f in fields if f in FIELDS and f != "tags"))
         self._tags = "tags" in fields
         self._attributes = any(f.startswith(ATTRIBUTE_PREFIX) for f in fields)
+        positions = {name: _FIRST_FACT + i for i, name in enumerate(self._columns)}
+        if self._tags:
+            positions["tags"] = _FIRST_FACT + len(self._columns)
+        self._row_match = ruleset.row_matcher(positions)
 
     @classmethod
     async def prepare(cls, session: AsyncSession, ruleset: CompiledRuleSet) -> PoolRun:
@@ -158,40 +171,41 @@ class PoolRun:
     def decide(self, rows: Sequence[Sequence[Any]], into: Decided) -> None:
         """Resolve customers read by `read` into `into`, moving the load as customers move.
 
-        Most customers of a re-division stay where they are, so the step `resolve` would take
-        for them is taken here without building its decision: a customer that is not a
-        subsidiary, whose match is one untied rule without a named owner pointing at its own
-        territory, and whose owner's room never depends on the load, stays (stability first;
-        when it is locked, the lock keeps it there with no drift). Every other customer goes
-        through `resolve`."""
+        Most customers of a re-division stay where they are, so the steps `resolve` would take
+        for them are taken here without building a decision. For a customer that is not a
+        subsidiary and whose match is one untied rule without a named owner pointing at its
+        own territory:
+        - held by an owner whose room never depends on the load, it stays (stability first;
+          when it is locked, the lock keeps it there with no drift);
+        - unlocked in the pool of a territory where no member can take it, it stays there,
+          and `no_capacity` is signalled.
+        Every other customer goes through `resolve`."""
         stayed, changes, signals = into.stayed, into.changes, into.signals
-        columns, first_fact = self._columns, 5
         ruleset, directory, load = self.ruleset, self.directory, self.load
-        match_of, unbounded, roots = ruleset.match, self._unbounded, self.roots
+        row_match, unbounded, roots = self._row_match, self._unbounded, self.roots
+        closed = self._closed
         for row in rows:
             customer_id, territory_id, owner_id, locked = row[0], row[1], row[2], row[3]
-            facts: dict[str, Any] = dict(zip(columns, row[first_fact:], strict=False))
-            position = first_fact + len(columns)
-            if self._tags:
-                facts["tags"] = frozenset(row[position] or ())
-                position += 1
-            if self._attributes:
-                for key, value in (row[position] or {}).items():
-                    facts[ATTRIBUTE_PREFIX + key] = value
-            match = match_of(facts)
+            match = row_match(row)
+            if match is None:
+                match = ruleset.match(self.facts(row))
             top = match.top
             if (
                 top
                 and top[0].territory_id == territory_id
                 and top[0].owner_id is None
-                and (place := (territory_id, owner_id)) in unbounded
                 and (len(top) == 1 or not match.is_tie)
                 and customer_id not in roots
             ):
-                stayed[place] += 1
-                continue
+                if (place := (territory_id, owner_id)) in unbounded:
+                    stayed[place] += 1
+                    continue
+                if owner_id is None and not locked and territory_id in closed:
+                    signals.append(no_capacity(customer_id, territory_id))
+                    stayed[place] += 1
+                    continue
             situation = self._situation(customer_id, territory_id, owner_id, bool(locked))
-            decision = resolve(ruleset, facts, situation, directory, load, match)
+            decision = resolve_match(ruleset, match, situation, directory, load)
             signals.extend(decision.conflicts)
             before = None if territory_id is None else (territory_id, owner_id)
             after = (decision.territory_id, decision.owner_id)
@@ -202,6 +216,18 @@ class PoolRun:
             else:
                 stayed[after] += 1
         into.customers += len(rows)
+
+    def facts(self, row: Sequence[Any]) -> dict[str, Any]:
+        """The facts of a row read by `read`, as rules see them."""
+        facts: dict[str, Any] = dict(zip(self._columns, row[_FIRST_FACT:], strict=False))
+        position = _FIRST_FACT + len(self._columns)
+        if self._tags:
+            facts["tags"] = frozenset(row[position] or ())
+            position += 1
+        if self._attributes:
+            for key, value in (row[position] or {}).items():
+                facts[ATTRIBUTE_PREFIX + key] = value
+        return facts
 
     def undo(self, changes: Sequence[Change]) -> None:
         """Take back the moves of changes that were not written."""
@@ -236,10 +262,10 @@ async def decide_all(
     session_factory: async_sessionmaker[AsyncSession], run: PoolRun, *, chunk: int
 ) -> AsyncIterator[Decided]:
     """Decide the whole pool chunk by chunk; the next chunk is read while this one is decided.
+    Callers hold `collector_paused()` around the pass.
 
-    Deciding runs on the event loop in slices of `SLICE` customers, each a burst of small
-    acyclic objects during which the cyclic collector is paused (it would find nothing), with
-    the loop free between slices to serve requests and move the reads and writes along."""
+    Deciding runs on the event loop in slices of `SLICE` customers, with the loop free between
+    slices to serve requests and move the reads and writes along."""
 
     async def read(after: uuid.UUID | None) -> Sequence[Sequence[Any]]:
         async with session_factory() as session, session.begin():
@@ -252,24 +278,35 @@ async def decide_all(
             decided = Decided()
             for start in range(0, len(rows), SLICE):
                 await asyncio.sleep(0)
-                with collector_paused():
-                    run.decide(rows[start : start + SLICE], decided)
+                run.decide(rows[start : start + SLICE], decided)
             yield decided
     finally:
         pending.cancel()
 
 
+_pauses = 0  # passes that hold the collector paused
+
+
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a synchronous burst (nothing else runs in it)."""
-    if not gc.isenabled():
+    """Pause the cyclic garbage collector while a pass over the pool runs (passes may overlap).
+
+    A pass allocates millions of short-lived acyclic objects (rows, decisions, changes). The
+    collector would find none of them garbage, yet walks the ones alive again and again: a
+    quarter of a re-division's time. Reference counting still frees them as they go; cycles
+    made meanwhile elsewhere in the process are collected once the last pass ends."""
+    global _pauses
+    if _pauses == 0 and not gc.isenabled():  # paused by someone else: theirs to resume
         yield
         return
+    _pauses += 1
     gc.disable()
     try:
         yield
     finally:
-        gc.enable()
+        _pauses -= 1
+        if _pauses == 0:
+            gc.enable()
 
 
 def _root_of(customer_id: uuid.UUID, parents: dict[uuid.UUID, uuid.UUID]) -> uuid.UUID:

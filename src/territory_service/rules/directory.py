@@ -82,6 +82,18 @@ class Directory:
             and owner.capacity is None
         )
 
+    def closed(self) -> frozenset[uuid.UUID]:
+        """The territories in which no member can take a customer whatever the load: none has
+        an active owner (or there are no members). Their customers stay in the pool."""
+        return frozenset(
+            territory.id
+            for territory in self.territories.values()
+            if not any(
+                (owner := self.owners.get(member.owner_id)) is not None and owner.active
+                for member in territory.members
+            )
+        )
+
     def member(self, territory_id: uuid.UUID, owner_id: uuid.UUID) -> Member | None:
         return self._members.get((territory_id, owner_id))
 

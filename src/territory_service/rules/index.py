@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -125,9 +125,15 @@ class ClauseIndex:
 
     def freeze(self) -> None:
         """Flatten the per-field tables into tuples for the hot path."""
-        # For equality the whole allowed mask is stored per value: one AND per field.
-        self._equality_table: tuple[tuple[str, int, dict[Any, int]], ...] = tuple(
-            (name, f.free, {key: f.free | bits for key, bits in f.accepted.items()})
+        # For equality the whole allowed mask is stored per value: one AND per field. Text
+        # values, the common case, also get a table keyed by the text itself.
+        self._equality_table: tuple[tuple[str, int, dict[Any, int], dict[str, int]], ...] = tuple(
+            (
+                name,
+                f.free,
+                {key: f.free | bits for key, bits in f.accepted.items()},
+                {str(key[1]): f.free | bits for key, bits in f.accepted.items() if key[0] == "s"},
+            )
             for name, f in self._equality.items()
         )
         self._range_table = tuple(
@@ -135,35 +141,62 @@ class ClauseIndex:
             for name, f in self._ranges.items()
         )
         self._tag_table = tuple((name, f.free, dict(f.accepted)) for name, f in self._tags.items())
+        self.fields = frozenset(
+            name for table in (self._equality_table, self._range_table, self._tag_table)
+            for name, *_ in table
+        )  # fmt: skip
 
     def candidates(self, facts: Facts) -> int:
+        """The clauses whose indexed predicates all hold for `facts`, as a bit mask."""
+        return self._mask(facts.get, self._equality_table, self._range_table, self._tag_table)
+
+    def reader(self, positions: Mapping[str, int]) -> Callable[[Sequence[Any]], int] | None:
+        """`candidates` for rows that hold each indexed fact at `positions[field]` (tags as a
+        list, or None for none), without building a facts mapping first. None when some indexed
+        field has no position."""
+        if not self.fields <= positions.keys():
+            return None
+        equality = tuple((positions[name], *rest) for name, *rest in self._equality_table)
+        ranges = tuple((positions[name], *rest) for name, *rest in self._range_table)
+        tags = tuple((positions[name], *rest) for name, *rest in self._tag_table)
+        mask = self._mask
+        return lambda row: mask(row.__getitem__, equality, ranges, tags)  # type: ignore[arg-type]
+
+    def _mask(
+        self,
+        fact: Callable[[Any], Any],
+        equality: tuple[tuple[Any, int, dict[Any, int], dict[str, int]], ...],
+        ranges: tuple[tuple[Any, int, list[float], tuple[int, ...]], ...],
+        tags: tuple[tuple[Any, int, dict[str, int]], ...],
+    ) -> int:
         mask = self.everything
-        for name, free, allowed in self._equality_table:
-            value = facts.get(name)
+        for key, free, allowed, by_text in equality:
+            value = fact(key)
             # value_key inlined for text: this runs for every customer and indexed field.
             if type(value) is str:
-                mask &= allowed.get(("s", value), free)
+                mask &= by_text.get(value, free)
             elif value is None:
                 mask &= free
             else:
                 mask &= allowed.get(value_key(value), free)
-        for name, free, bounds, regions in self._range_table:
-            value = facts.get(name)
+        for key, free, bounds, regions in ranges:
+            value = fact(key)
             if type(value) in _NUMBER_TYPES and math.isfinite(number := cast(float, value)):
                 i = bisect.bisect_left(bounds, number)
                 mask &= regions[2 * i + 1 if i < len(bounds) and bounds[i] == number else 2 * i]
             else:
                 mask &= free
-        for name, free, accepted in self._tag_table:
-            tags = facts.get(name)
+        for key, free, accepted in tags:
+            held = fact(key)
             found = 0
-            if type(tags) is frozenset:
-                for tag in tags:
+            if type(held) in _TAG_TYPES:
+                for tag in held:
                     found |= accepted.get(tag, 0)
             mask &= free | found
         return mask
 
 
+_TAG_TYPES = (frozenset, list)
 _NUMBER_TYPES = (int, float)
 
 

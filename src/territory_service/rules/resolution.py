@@ -9,12 +9,13 @@ member with room (stability first), else the territory's strategy, else the pool
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from territory_service.rules.directory import Directory, Load
+from territory_service.rules.directory import Directory, Load, Strategy
 from territory_service.rules.facts import Facts
 from territory_service.rules.ruleset import CompiledRuleSet, Match, Rule, TiePolicy
 from territory_service.rules.strategies import choose_owner
@@ -102,15 +103,22 @@ def resolve(
     situation: Situation,
     directory: Directory,
     load: Load,
-    match: Match | None = None,
 ) -> Decision:
-    """Decide one customer's owner. Pure: reads its arguments, changes nothing. `match`: the
-    rule set's match for these facts, when the caller has it already."""
+    """Decide one customer's owner. Pure: reads its arguments, changes nothing."""
+    return resolve_match(ruleset, ruleset.match(facts), situation, directory, load)
+
+
+def resolve_match(
+    ruleset: CompiledRuleSet,
+    match: Match,
+    situation: Situation,
+    directory: Directory,
+    load: Load,
+) -> Decision:
+    """`resolve` for a customer whose facts the rule set has matched already."""
     trace: list[Step] = []
     conflicts: list[ConflictSignal] = []
     version = ruleset.spec.version
-    if match is None:
-        match = ruleset.match(facts)
     territory_id, named_owner, rule = _territory_by_rules(
         ruleset, match, situation, trace, conflicts
     )
@@ -242,24 +250,22 @@ def owner_in_territory(
     candidates = [m for m in members if directory.has_room(territory_id, m, load)]
     if territory is None or not candidates:
         trace.append(_TO_POOL)
-        conflicts.append(
-            ConflictSignal(
-                ConflictKind.NO_CAPACITY,
-                ("territory", str(territory_id)),
-                situation.customer_id,
-                territory_id=territory_id,
-            )
-        )
+        conflicts.append(no_capacity(situation.customer_id, territory_id))
         return None
     chosen = choose_owner(territory.strategy, situation.customer_id, territory_id, candidates, load)
-    trace.append(
-        Step(
-            "strategy",
-            f"{territory.strategy} picked among {len(candidates)} member(s) with room",
-            {"owner_id": str(chosen.owner_id)},
-        )
-    )
+    trace.append(_strategy_step(territory.strategy, len(candidates), chosen.owner_id))
     return chosen.owner_id
+
+
+@functools.lru_cache(maxsize=4096)
+def _strategy_step(strategy: Strategy, candidates: int, owner_id: uuid.UUID) -> Step:
+    """The `strategy` step, made once per strategy, number of candidates and owner (bulk runs
+    take hundreds of thousands of such decisions)."""
+    return Step(
+        "strategy",
+        f"{strategy} picked among {candidates} member(s) with room",
+        {"owner_id": str(owner_id)},
+    )
 
 
 def _win_step(ruleset: CompiledRuleSet, match: Match) -> Step:
@@ -293,6 +299,13 @@ def _drift(
         territory_id=situation.territory_id,
         rule_ids=(rule.id,) if rule else (),
         details={"rules_territory_id": str(territory_id)},
+    )
+
+
+def no_capacity(customer_id: uuid.UUID, territory_id: uuid.UUID) -> ConflictSignal:
+    """A customer left in the territory's pool: no member has room."""
+    return ConflictSignal(
+        ConflictKind.NO_CAPACITY, ("territory", str(territory_id)), customer_id, territory_id
     )
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from territory_service.rules.compiled import Test, compile_clause
 from territory_service.rules.conditions import Clause, Condition, condition_holds
@@ -64,6 +65,10 @@ class Match(NamedTuple):
         return len(self.top) > 1 and len({rule.target for rule in self.top}) > 1
 
 
+# Distinct candidate masks a row matcher remembers: far more than rule sets produce in practice.
+_KNOWN_MASKS = 65536
+
+
 class CompiledRuleSet:
     def __init__(self, spec: RuleSetSpec) -> None:
         self.spec = spec
@@ -84,11 +89,37 @@ class CompiledRuleSet:
             _residual(clause, exact)
             for clause, exact in zip(clauses, self.index.exact, strict=True)
         ]
+        self._residual_bits = sum(
+            1 << bit for bit, test in enumerate(self._residual_test) if test is not None
+        )
 
     def match(self, facts: Facts) -> Match:
         """The winning priority's rules, testing only the clauses the index leaves."""
+        return self._match(self.index.candidates(facts), facts)
+
+    def row_matcher(self, positions: Mapping[str, int]) -> Callable[[Sequence[Any]], Match | None]:
+        """`match` for rows that hold each fact the index reads at `positions[field]` (see
+        `ClauseIndex.reader`). Rows with the same candidates share one answer, when no
+        candidate needs a test beyond the index; for the others, and when some indexed field
+        has no position, the matcher answers None and the caller matches the row's facts."""
+        read = self.index.reader(positions)
+        if read is None:
+            return lambda _row: None
+        residual, known = self._residual_bits, dict[int, Match]()
+
+        def match(row: Sequence[Any]) -> Match | None:
+            mask = read(row)
+            found = known.get(mask)
+            if found is None and not mask & residual:
+                found = self._match(mask, {})
+                if len(known) < _KNOWN_MASKS:
+                    known[mask] = found
+            return found
+
+        return match
+
+    def _match(self, mask: int, facts: Facts) -> Match:
         top: list[Rule] = []
-        mask = self.index.candidates(facts)
         clause_rule, residual_test = self._clause_rule, self._residual_test
         while mask:  # set bits from the lowest: best-placed candidates first
             low = mask & -mask

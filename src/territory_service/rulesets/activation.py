@@ -22,7 +22,14 @@ from territory_service.errors import ConcurrentUpdate, Conflict, ServiceError
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind, JobStatus
 from territory_service.jobs.repository import JobRepository
-from territory_service.ownership.bulk import Change, Decided, PoolRun, decide_all, write_changes
+from territory_service.ownership.bulk import (
+    Change,
+    Decided,
+    PoolRun,
+    collector_paused,
+    decide_all,
+    write_changes,
+)
 from territory_service.ownership.resolver import resolve_customers
 from territory_service.rulesets.models import RuleSet, RuleSetState
 from territory_service.rulesets.repository import RuleSetRepository
@@ -154,20 +161,21 @@ async def re_resolve_all(
         writing = asyncio.create_task(_write_chunk(session_factory, run, batch, actor, reason))
         done += batch.customers
 
-    try:
-        batch = Decided()
-        async for decided in decide_all(session_factory, run, chunk=CHUNK):
-            batch.absorb(decided)
-            if len(batch.changes) >= CHUNK or batch.customers >= BATCH_CUSTOMERS:
+    with collector_paused():
+        try:
+            batch = Decided()
+            async for decided in decide_all(session_factory, run, chunk=CHUNK):
+                batch.absorb(decided)
+                if len(batch.changes) >= CHUNK or batch.customers >= BATCH_CUSTOMERS:
+                    await write(batch)
+                    batch = Decided()
+            if batch.customers:
                 await write(batch)
-                batch = Decided()
-        if batch.customers:
-            await write(batch)
-        if writing is not None:
-            changed += await writing
-    finally:
-        if writing is not None and not writing.done():
-            writing.cancel()
+            if writing is not None:
+                changed += await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
     return {"customers": done, "changed": changed}
 
 

@@ -22,7 +22,7 @@ from territory_service.errors import NotFound
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind
 from territory_service.jobs.repository import JobRepository
-from territory_service.ownership.bulk import Decided, Place, PoolRun, decide_all
+from territory_service.ownership.bulk import Decided, Place, PoolRun, collector_paused, decide_all
 from territory_service.pagination import Page, paginate
 from territory_service.rules.resolution import ConflictKind
 from territory_service.rulesets.models import SimulationMove
@@ -155,14 +155,15 @@ async def simulate(
         total = await CustomerRepository(session).count()
     await jobs.report(session_factory, job_id, total=total)
     tally = Tally()
-    async for decided in decide_all(session_factory, run, chunk=CHUNK):
-        moves = tally.add(decided)
-        async with session_factory() as session, transaction(session, resource="simulation"):
-            if moves:
-                await session.execute(
-                    insert(SimulationMove), [move | {"job_id": job_id} for move in moves]
-                )
-        await jobs.report(session_factory, job_id, done=tally.customers)
+    with collector_paused():
+        async for decided in decide_all(session_factory, run, chunk=CHUNK):
+            moves = tally.add(decided)
+            async with session_factory() as session, transaction(session, resource="simulation"):
+                if moves:
+                    await session.execute(
+                        insert(SimulationMove), [move | {"job_id": job_id} for move in moves]
+                    )
+            await jobs.report(session_factory, job_id, done=tally.customers)
     return tally.summary() | {"ruleset_id": str(ruleset_id), "ruleset_version": version}
 
 
