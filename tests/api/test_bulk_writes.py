@@ -3,18 +3,31 @@ concurrent writer changed after the run read it, and writes an event only for wh
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from territory_service.ownership.bulk import Change, write_changes
+from territory_service.jobs import service as jobs
+from territory_service.ownership.bulk import Change, Decided, decide_all, write_changes
 from territory_service.ownership.models import Ownership, OwnershipEvent
 from territory_service.rules.resolution import Decision, Source
-from tests.api.helpers import create_customer, create_territory, place_customer
+from territory_service.rulesets import activation
+from tests.api.helpers import (
+    activate,
+    create_customer,
+    create_owner,
+    create_territory,
+    list_all,
+    ownership,
+    place_customer,
+)
 
 
 def rule_decision(territory: dict[str, Any]) -> Decision:
@@ -76,3 +89,40 @@ async def test_a_first_ownership_loses_to_a_row_created_meanwhile(
     async with engine.connect() as connection:
         territory = (await connection.execute(select(Ownership.territory_id))).scalar_one()
     assert territory == uuid.UUID(here["id"])
+
+
+async def test_an_owner_deactivated_after_the_run_began_receives_no_customers(
+    client: httpx.AsyncClient, regions: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run read 华东's only member as active; they are deactivated before it decides. The
+    write finds out, and those customers are resolved again: 华东's pool."""
+    east = regions["east"]
+    for owner_id in regions["owners"]:
+        await client.delete(f"/v1/territories/{east['id']}/members/{owner_id}")
+    await activate(client, regions["ruleset"])
+    waiting = [(await create_customer(client, province="上海"))["id"] for _ in range(3)]
+    only = (await create_owner(client))["id"]
+    await client.put(f"/v1/territories/{east['id']}/members/{only}", json={})
+    reached, gate = asyncio.Event(), asyncio.Event()
+    real_decide_all = decide_all
+
+    async def decide_after_the_gate(*args: Any, **kwargs: Any) -> AsyncIterator[Decided]:
+        reached.set()
+        await gate.wait()
+        async for decided in real_decide_all(*args, **kwargs):
+            yield decided
+
+    monkeypatch.setattr(activation, "decide_all", decide_after_the_gate)
+    started = await client.post(f"/v1/rulesets/{regions['ruleset']['id']}/activate")
+    await reached.wait()  # the run has read its owners: `only` is active
+    deactivated = await client.patch(f"/v1/owners/{only}", json={"active": False})
+    gate.set()
+    await jobs.wait_for_all()
+
+    assert deactivated.status_code == 200, deactivated.text
+    job = (await client.get(started.headers["location"])).json()
+    assert job["status"] == "succeeded", job
+    for customer_id in waiting:
+        held = await ownership(client, customer_id)
+        assert (held["territory_id"], held["owner_id"]) == (east["id"], None)
+    assert not await list_all(client, "/v1/customers", owner_id=only)

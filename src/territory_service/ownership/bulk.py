@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from territory_service.customers.models import Customer
 from territory_service.db import dialect_insert, fetch_rows, string_array, utcnow
 from territory_service.logs import request_id_var
+from territory_service.owners.models import Owner
 from territory_service.ownership.models import Ownership, OwnershipEvent, OwnershipSource
 from territory_service.ownership.resolver import SOURCES, directory_for
 from territory_service.rules.directory import Directory, Load
@@ -326,15 +327,41 @@ async def write_changes(
     reason: str,
 ) -> list[Change]:
     """Write the changes with their events in the caller's transaction; return the ones lost to
-    a concurrent writer (their rows are untouched)."""
+    a concurrent writer (their rows are untouched).
+
+    The run decided with the owners it read when it began. The owners receiving customers are
+    read again here under key-share locks, as every writer that gives owners customers does
+    (see `ownership.assignment.share_locked_owner`): a change to an owner deactivated since is
+    lost too, and no deactivation can slip in before this transaction commits."""
     if not changes:
         return []
-    connection = await session.connection()
-    if connection.dialect.driver == "asyncpg":
-        lost = await _copy_and_upsert(connection, changes, actor=actor, reason=reason)
-    else:
-        lost = await _upsert(session, changes, actor=actor, reason=reason)
+    available = await _lock_active_owners(
+        session, {c.decision.owner_id for c in changes if c.decision.owner_id is not None}
+    )
+    writable = [
+        c for c in changes if c.decision.owner_id is None or c.decision.owner_id in available
+    ]
+    lost = {c.customer_id for c in changes} - {c.customer_id for c in writable}
+    if writable:
+        connection = await session.connection()
+        if connection.dialect.driver == "asyncpg":
+            lost |= await _copy_and_upsert(connection, writable, actor=actor, reason=reason)
+        else:
+            lost |= await _upsert(session, writable, actor=actor, reason=reason)
     return [c for c in changes if c.customer_id in lost]
+
+
+async def _lock_active_owners(session: AsyncSession, owner_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of the owners that are active, key-share locked in id order."""
+    if not owner_ids:
+        return set()
+    rows = await session.execute(
+        select(Owner.id)
+        .where(Owner.id.in_(sorted(owner_ids)), Owner.active)
+        .order_by(Owner.id)
+        .with_for_update(read=True, key_share=True)
+    )
+    return set(rows.scalars())
 
 
 async def _upsert(
