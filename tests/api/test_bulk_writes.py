@@ -14,9 +14,11 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from territory_service.customers.models import Customer
 from territory_service.jobs import service as jobs
 from territory_service.ownership.bulk import Change, Decided, decide_all, write_changes
 from territory_service.ownership.models import Ownership, OwnershipEvent
+from territory_service.ownership.resolver import resolve_customers
 from territory_service.rules.resolution import Decision, Source
 from territory_service.rulesets import activation
 from tests.api.helpers import (
@@ -126,3 +128,27 @@ async def test_an_owner_deactivated_after_the_run_began_receives_no_customers(
         held = await ownership(client, customer_id)
         assert (held["territory_id"], held["owner_id"]) == (east["id"], None)
     assert not await list_all(client, "/v1/customers", owner_id=only)
+
+
+async def test_a_subsidiary_resolved_with_its_root_follows_the_roots_new_place(
+    client: httpx.AsyncClient, app: FastAPI, regions: dict[str, Any]
+) -> None:
+    """What a pool run does with the changes it lost: resolve them again together. A root and
+    its subsidiary among them end up together, as resolving them one by one would leave them."""
+    east = regions["east"]
+    members = sorted(regions["owners"])
+    for owner_id in members:
+        await client.delete(f"/v1/territories/{east['id']}/members/{owner_id}")
+    await activate(client, regions["ruleset"])
+    root = await create_customer(client, province="上海")
+    subsidiary = await create_customer(client, province="上海", parent_id=root["id"])
+    assert (await ownership(client, subsidiary["id"]))["owner_id"] is None  # 华东's pool
+    await client.put(f"/v1/territories/{east['id']}/members/{members[0]}", json={})
+
+    async with app.state.session_factory() as session, session.begin():
+        both = [await session.get(Customer, uuid.UUID(c["id"])) for c in (root, subsidiary)]
+        await resolve_customers(session, [c for c in both if c], actor=None, reason="again")
+
+    held = [await ownership(client, c["id"]) for c in (root, subsidiary)]
+    assert [h["owner_id"] for h in held] == [members[0], members[0]]
+    assert held[1]["source"] == "group"

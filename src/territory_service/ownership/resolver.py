@@ -154,14 +154,24 @@ async def situation_of(
     session: AsyncSession, customer: Customer, ownership: Ownership | None
 ) -> Situation:
     root_id, root = await group_root_ownership(session, customer)
+    root_place = None if root is None else (root.territory_id, root.owner_id)
+    return _situation(customer, ownership, root_id, root_place)
+
+
+def _situation(
+    customer: Customer,
+    ownership: Ownership | None,
+    root_id: uuid.UUID | None,
+    root_place: tuple[uuid.UUID, uuid.UUID | None] | None,
+) -> Situation:
     return Situation(
         customer_id=customer.id,
         territory_id=ownership.territory_id if ownership else None,
         owner_id=ownership.owner_id if ownership else None,
         locked=ownership.locked if ownership else False,
-        group_root_id=root_id if root else None,
-        group_territory_id=root.territory_id if root else None,
-        group_owner_id=root.owner_id if root else None,
+        group_root_id=root_id if root_place else None,
+        group_territory_id=root_place[0] if root_place else None,
+        group_owner_id=root_place[1] if root_place else None,
     )
 
 
@@ -187,9 +197,9 @@ async def resolve_customers(
 ) -> Resolved:
     """Resolve customers with the active rule set and record what changed, in the caller's
     transaction: the ownership rows with their events, and the conflicts raised. Customers are
-    taken in id order and each sees the load the earlier ones left, so one customer resolved
-    alone and the same customer in a batch get the same owner. Empty when no rule set is
-    active yet."""
+    taken in id order and each sees the load the earlier ones left, and a subsidiary the place
+    its group's root got earlier in the batch, so one customer resolved alone and the same
+    customer in a batch get the same owner. Empty when no rule set is active yet."""
     active = await RuleSetRepository(session).active()
     if active is None or not customers:
         return Resolved({}, 0)
@@ -198,7 +208,14 @@ async def resolve_customers(
     current = await ownerships.of_customers({c.id for c in customers}, for_update=True)
     ordered = sorted(customers, key=lambda c: c.id)
     facts = {c.id: customer_facts(c) for c in ordered}
-    situations = {c.id: await situation_of(session, c, current.get(c.id)) for c in ordered}
+    roots = {c.id: await group_root_ownership(session, c) for c in ordered}
+    situations = {
+        c.id: _situation(
+            c, current.get(c.id), roots[c.id][0], (r.territory_id, r.owner_id) if r else None
+        )
+        for c in ordered
+        for r in (roots[c.id][1],)
+    }
     involved = {ruleset.spec.default_territory_id}
     for customer in ordered:
         involved |= {rule.territory_id for rule in ruleset.match(facts[customer.id]).top}
@@ -210,6 +227,11 @@ async def resolve_customers(
     changed = 0
     for customer in ordered:
         situation = situations[customer.id]
+        root_id = roots[customer.id][0]
+        if root_id in decisions:  # the root was resolved a moment ago: its new place counts
+            root = decisions[root_id]
+            root_place = (root.territory_id, root.owner_id)
+            situation = _situation(customer, current.get(customer.id), root_id, root_place)
         decision = resolve(ruleset, facts[customer.id], situation, directory, load)
         decisions[customer.id] = decision
         signals.extend(decision.conflicts)
