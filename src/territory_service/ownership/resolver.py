@@ -150,12 +150,18 @@ async def group_root_ownership(
     return root_id, await OwnershipRepository(session).get(root_id)
 
 
+async def _group_root_place(
+    session: AsyncSession, customer: Customer
+) -> tuple[uuid.UUID | None, tuple[uuid.UUID, uuid.UUID | None] | None]:
+    """The root of the customer's group and its place (None when it has no ownership yet)."""
+    root_id, root = await group_root_ownership(session, customer)
+    return root_id, None if root is None else (root.territory_id, root.owner_id)
+
+
 async def situation_of(
     session: AsyncSession, customer: Customer, ownership: Ownership | None
 ) -> Situation:
-    root_id, root = await group_root_ownership(session, customer)
-    root_place = None if root is None else (root.territory_id, root.owner_id)
-    return _situation(customer, ownership, root_id, root_place)
+    return _situation(customer, ownership, *await _group_root_place(session, customer))
 
 
 def _situation(
@@ -208,14 +214,8 @@ async def resolve_customers(
     current = await ownerships.of_customers({c.id for c in customers}, for_update=True)
     ordered = sorted(customers, key=lambda c: c.id)
     facts = {c.id: customer_facts(c) for c in ordered}
-    roots = {c.id: await group_root_ownership(session, c) for c in ordered}
-    situations = {
-        c.id: _situation(
-            c, current.get(c.id), roots[c.id][0], (r.territory_id, r.owner_id) if r else None
-        )
-        for c in ordered
-        for r in (roots[c.id][1],)
-    }
+    roots = {c.id: await _group_root_place(session, c) for c in ordered}
+    situations = {c.id: _situation(c, current.get(c.id), *roots[c.id]) for c in ordered}
     involved = {ruleset.spec.default_territory_id}
     for customer in ordered:
         involved |= {rule.territory_id for rule in ruleset.match(facts[customer.id]).top}
