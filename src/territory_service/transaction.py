@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from territory_service.errors import ConcurrentUpdate, DatabaseUnavailable
@@ -40,11 +40,31 @@ async def transaction(
                 await explain_integrity_error()
         raise ConcurrentUpdate(resource) from exc
     except DBAPIError as exc:  # after IntegrityError, its subclass
-        if getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
-            raise ConcurrentUpdate(resource) from exc
-        if exc.connection_invalidated:
-            raise DatabaseUnavailable() from exc
-        raise
+        _raise_translated(exc, resource)
+
+
+def _raise_translated(exc: DBAPIError, resource: str) -> NoReturn:
+    if getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        raise ConcurrentUpdate(resource) from exc
+    if exc.connection_invalidated:
+        raise DatabaseUnavailable() from exc
+    raise exc
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine, *, resource: str) -> AsyncIterator[AsyncConnection]:
+    """A connection for a few Core statements outside any use case, for reads every request
+    makes (see `coalescing`). On PostgreSQL each statement commits on its own, which saves the
+    BEGIN and COMMIT round trips; on SQLite they share one transaction, committed at the end."""
+    try:
+        if engine.dialect.name == "sqlite":
+            async with engine.begin() as connection:
+                yield connection
+        else:
+            async with engine.connect() as connection:
+                yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+    except DBAPIError as exc:
+        _raise_translated(exc, resource)
 
 
 T = TypeVar("T")

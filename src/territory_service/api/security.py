@@ -6,6 +6,7 @@ aliases below; the scopes appear on the operation in the OpenAPI document.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Header, Request, Security
@@ -17,6 +18,7 @@ from territory_service.security.principal import Principal
 from territory_service.security.scopes import Scope
 
 SECURITY_SCHEME = "ApiKey"
+ACT_AS_MAX_LENGTH = 128
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -35,24 +37,36 @@ async def authenticate(
         str | None,
         Header(
             alias="X-Act-As",
-            max_length=128,
+            max_length=ACT_AS_MAX_LENGTH,
             description="External id of the owner this call is made for (needs `act_as`).",
         ),
     ] = None,
 ) -> Principal:
+    return await authenticate_request(
+        request,
+        scopes=security_scopes.scopes,
+        secret=None if credentials is None else credentials.credentials,
+        act_as=act_as,
+    )
+
+
+async def authenticate_request(
+    request: Request, *, scopes: Sequence[str], secret: str | None, act_as: str | None
+) -> Principal:
+    """The caller, checked for `scopes`; recorded on the request for the audit trail."""
     state = request.scope.setdefault("state", {})
     try:
-        async with request.app.state.session_factory() as session:
-            principal = await api_keys.authenticate(
-                session,
-                secret=None if credentials is None else credentials.credentials,
-                act_as=act_as,
-            )
+        principal = await api_keys.authenticate(
+            request.app.state.key_reads,
+            request.app.state.session_factory,
+            secret=secret,
+            act_as=act_as,
+        )
     except ServiceError as exc:
         state["audit_key_id"] = exc.extensions.get("key_id")
         raise
     state["principal"] = principal
-    missing = [scope for scope in security_scopes.scopes if not principal.has(Scope(scope))]
+    missing = [scope for scope in scopes if not principal.has(Scope(scope))]
     if missing:
         raise Forbidden(f"this key lacks the scope(s) {', '.join(missing)}", missing_scopes=missing)
     return principal

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Collection
+from dataclasses import dataclass, fields
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from territory_service.api_keys.models import ApiKey
 from territory_service.pagination import Page, paginate
@@ -23,12 +26,41 @@ class ApiKeyRepository(Repository[ApiKey]):
             statement = statement.where(ApiKey.revoked_at.is_(None))
         return await paginate(self.session, statement, key=ApiKey.id, limit=limit, cursor=cursor)
 
-    async def touch(self, key_id: uuid.UUID, *, now: dt.datetime, older_than: dt.datetime) -> None:
-        """Record use, at most once per interval: a write per request would serialise callers."""
-        await self.session.execute(
-            update(ApiKey)
-            .where(ApiKey.id == key_id)
-            .where(or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < older_than))
-            .values(last_used_at=now)
-            .execution_options(synchronize_session=False)
-        )
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """What authenticating a request reads of its key."""
+
+    id: uuid.UUID
+    secret_hash: str
+    scopes: list[str]
+    territory_ids: list[str] | None
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+
+_KEY_RECORD = select(*(getattr(ApiKey, field.name) for field in fields(KeyRecord)))
+
+
+async def key_records(
+    connection: AsyncConnection, secret_hashes: Collection[str]
+) -> list[KeyRecord]:
+    found = await connection.execute(_KEY_RECORD.where(ApiKey.secret_hash.in_(secret_hashes)))
+    return [KeyRecord(*row) for row in found]
+
+
+async def touch(
+    connection: AsyncConnection,
+    key_ids: Collection[uuid.UUID],
+    *,
+    now: dt.datetime,
+    older_than: dt.datetime,
+) -> None:
+    """Record use, at most once per interval: a write per request would serialise callers."""
+    await connection.execute(
+        update(ApiKey)
+        .where(ApiKey.id.in_(key_ids))
+        .where(or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < older_than))
+        .values(last_used_at=now)
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from territory_service.api_keys import service as api_keys
 from territory_service.api_keys.schemas import ApiKeyCreate
@@ -20,8 +20,12 @@ async def ensure_demo_admin_key(session: AsyncSession, path: Path) -> tuple[str,
     """
     if path.exists():
         secret = path.read_text(encoding="utf-8").strip()
+        engine = session.bind
+        assert isinstance(engine, AsyncEngine)
         try:
-            await api_keys.authenticate(session, secret=secret, act_as=None)
+            await api_keys.authenticate(
+                api_keys.key_reads(engine), async_sessionmaker(engine), secret=secret, act_as=None
+            )
         except Unauthenticated:
             pass
         else:

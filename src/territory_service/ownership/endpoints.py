@@ -16,6 +16,7 @@ from territory_service.audit.middleware import mark_unchanging
 from territory_service.customers.schemas import Attributes as AttributesField
 from territory_service.customers.schemas import CustomerFacts, Tags
 from territory_service.ownership import assignment, service
+from territory_service.ownership.previews import Previews
 from territory_service.ownership.schemas import (
     Decision,
     Explanation,
@@ -155,13 +156,11 @@ async def get_ownership_history(
 async def resolve_customer(
     body: ResolveRequest,
     request: Request,
-    session: SessionDep,
     principal: CustomersRead,  # noqa: ARG001 (checks the scope)
 ) -> Decision:
     """Who would own a customer with these facts? Stateless: nothing is stored. For lead
     capture forms and previews; round_robin and weighted territories may give a stored customer
     another member of the same territory. The active rule set is looked up on every call;
     territories, members and their load may be up to `PREVIEW_CACHE_SECONDS` old."""
-    return await service.resolve_facts(
-        session, customer=body.model_dump(), directories=request.app.state.preview_directories
-    )
+    previews: Previews = request.app.state.previews
+    return await previews.resolve(body.model_dump())

@@ -7,7 +7,6 @@ load) and writes what changed: the ownership row with its event, and the conflic
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -105,33 +104,6 @@ async def directory_for(
         territory_ids=ids, owner_ids={o.id for o in owners}
     )
     return directory, Load(Counter(in_territory), Counter(total))
-
-
-class DirectoryCache:
-    """Directories and loads for stateless previews, each reused for `ttl` seconds. A preview
-    may lag a membership or load change by that much; nothing that writes reads from here."""
-
-    LIMIT = 256  # distinct sets of territories kept
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._entries: dict[frozenset[uuid.UUID], tuple[float, Directory, Load]] = {}
-
-    async def get(
-        self, session: AsyncSession, territory_ids: Iterable[uuid.UUID]
-    ) -> tuple[Directory, Load]:
-        key = frozenset(territory_ids)
-        now = time.monotonic()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
-            return entry[1], entry[2]
-        directory, load = await directory_for(session, key)
-        if self.ttl > 0:
-            if len(self._entries) >= self.LIMIT:
-                self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
-            if len(self._entries) < self.LIMIT:
-                self._entries[key] = (now + self.ttl, directory, load)
-        return directory, load
 
 
 async def group_root_ownership(

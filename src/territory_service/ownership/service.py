@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -13,15 +12,10 @@ from territory_service.customers.repository import CustomerRepository
 from territory_service.errors import Conflict, NotFound
 from territory_service.ownership.models import Ownership, OwnershipEvent
 from territory_service.ownership.repository import OwnershipRepository
-from territory_service.ownership.resolver import (
-    DirectoryCache,
-    customer_facts,
-    decide,
-)
+from territory_service.ownership.resolver import customer_facts, decide
 from territory_service.ownership.schemas import Decision, Explanation, OwnershipOut
 from territory_service.pagination import Page
 from territory_service.rules import resolution
-from territory_service.rules.facts import facts_of
 from territory_service.rules.ruleset import CompiledRuleSet
 from territory_service.rulesets.repository import RuleSetRepository
 from territory_service.rulesets.service import compiled
@@ -116,25 +110,3 @@ async def history(
     async with transaction(session, resource="ownership"):
         await visible_customer(session, customer_id, principal)
         return await OwnershipRepository(session).history(customer_id, limit=limit, cursor=cursor)
-
-
-async def resolve_facts(
-    session: AsyncSession, *, customer: dict[str, Any], directories: DirectoryCache
-) -> Decision:
-    """Who would own a customer with these facts? Nothing is read but the active rule set and
-    the territories (through `directories`), and nothing is written."""
-    async with transaction(session, resource="ownership"):
-        ruleset = await _active(session)
-        facts = facts_of(customer)
-        involved = {rule.territory_id for rule in ruleset.match(facts).top}
-        directory, load = await directories.get(
-            session, involved | {ruleset.spec.default_territory_id}
-        )
-        # Not a stored customer: an id derived from the facts lets the strategies spread
-        # previews as they spread customers (a stored one may get another member).
-        pseudo_id = uuid.uuid5(
-            uuid.NAMESPACE_OID, json.dumps(customer, sort_keys=True, default=str)
-        )
-        situation = resolution.Situation(customer_id=pseudo_id)
-        decision = resolution.resolve(ruleset, facts, situation, directory, load)
-        return decision_out(ruleset, facts, decision)

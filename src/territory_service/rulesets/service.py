@@ -6,7 +6,7 @@ import re
 import uuid
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.db import utcnow
 from territory_service.errors import Conflict, InvalidReference, NotFound, ServiceError
@@ -103,6 +103,17 @@ async def compiled(session: AsyncSession, ruleset: RuleSet) -> CompiledRuleSet:
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[key] = found
     return found
+
+
+async def compiled_version(
+    session_factory: async_sessionmaker[AsyncSession], ruleset_id: uuid.UUID, version: int
+) -> CompiledRuleSet:
+    """The compiled rule set with this id and version, read and compiled on first use only."""
+    found = _COMPILED.get((ruleset_id, version))
+    if found is not None:
+        return found
+    async with session_factory() as session, transaction(session, resource="rule set"):
+        return await compiled(session, await RuleSetRepository(session).get_or_raise(ruleset_id))
 
 
 async def _check_references(

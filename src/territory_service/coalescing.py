@@ -1,0 +1,77 @@
+"""Reads that concurrent requests share without giving up freshness.
+
+A busy replica asks the database the same small questions for many requests at once: is this
+API key valid, which rule set is active. A `Coalescer` answers them in rounds: one query serves
+every request that asked while the previous query ran. A caller only ever waits for a round that
+starts after it asked, so it sees everything committed before it asked, exactly as a query of its
+own would: a revoked key or a new active rule set holds from the next request on, on every
+replica. Only the number of queries changes: one per round instead of one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+R = TypeVar("R")
+
+
+class _Round(Generic[K, R]):
+    __slots__ = ("keys", "answer")
+
+    def __init__(self) -> None:
+        self.keys: set[K] = set()
+        self.answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        # Nobody may be left to read a failure (every caller cancelled): no warning for that.
+        self.answer.add_done_callback(_consume_failure)
+
+
+def _consume_failure(answer: asyncio.Future[Any]) -> None:
+    if not answer.cancelled():
+        answer.exception()
+
+
+class Coalescer(Generic[K, R]):
+    """Runs `fetch(keys)` for the keys asked since the previous round began, one round at a
+    time; every caller of a round gets the whole answer (a failure included) and picks its part.
+
+    Bound to the event loop it is first used on; make one per application (in its lifespan).
+    """
+
+    def __init__(self, fetch: Callable[[frozenset[K]], Awaitable[R]]) -> None:
+        self._fetch = fetch
+        self._gathering: _Round[K, R] | None = None  # not started: later callers join it
+        self._runner: asyncio.Task[None] | None = None
+        self.rounds = 0  # how many fetches ran, for tests and metrics
+
+    async def read(self, key: K) -> R:
+        gathering = self._gathering
+        if gathering is None:
+            gathering = self._gathering = _Round()
+            if self._runner is None:
+                self._runner = asyncio.create_task(self._run(), name="coalesced-reads")
+        gathering.keys.add(key)
+        # A caller that is cancelled leaves the round to the others.
+        return await asyncio.shield(gathering.answer)
+
+    async def _run(self) -> None:
+        current = None
+        try:
+            while (current := self._gathering) is not None:
+                self._gathering = None  # from here on, callers wait for the next round
+                self.rounds += 1
+                try:
+                    answer = await self._fetch(frozenset(current.keys))
+                except Exception as exc:
+                    current.answer.set_exception(exc)
+                else:
+                    current.answer.set_result(answer)
+        finally:
+            self._runner = None
+            # Cancelled (the loop is closing): nobody is left to run what was asked.
+            for left in (current, self._gathering):
+                if left is not None and not left.answer.done():
+                    left.answer.cancel()
+            self._gathering = None
