@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -154,15 +156,18 @@ def _json_serializer(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+# A pooled connection idle longer than this is tested before use (see `_ping_when_idle`).
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         return _create_sqlite_engine(settings)
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=True,
         echo=settings.log_sql,
         json_serializer=_json_serializer,
         connect_args={
@@ -174,6 +179,34 @@ def create_engine(settings: Settings) -> AsyncEngine:
             }
         },
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Test a pooled connection before use only when it has been idle for a while.
+
+    `pool_pre_ping` tests every checkout, which costs three round trips (BEGIN, a ping,
+    ROLLBACK) on every use of a busy pool. A connection used moments ago is alive unless the
+    server went away since; then the statement that finds out fails (503, nothing committed)
+    and SQLAlchemy invalidates the whole pool, so the next checkouts connect afresh.
+    """
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            # The pool drops this connection and checks out another (a fresh one if needed).
+            raise DisconnectionError() from exc
 
 
 def _create_sqlite_engine(settings: Settings) -> AsyncEngine:

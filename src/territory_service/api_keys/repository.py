@@ -5,7 +5,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, fields
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from territory_service.api_keys.models import ApiKey
@@ -40,13 +40,16 @@ class KeyRecord:
     last_used_at: dt.datetime | None
 
 
-_KEY_RECORD = select(*(getattr(ApiKey, field.name) for field in fields(KeyRecord)))
+# Built once: a statement made per call costs more to build and key for the cache than to run.
+_KEY_RECORDS = select(*(getattr(ApiKey, field.name) for field in fields(KeyRecord))).where(
+    ApiKey.secret_hash.in_(bindparam("secret_hashes", expanding=True))
+)
 
 
 async def key_records(
     connection: AsyncConnection, secret_hashes: Collection[str]
 ) -> list[KeyRecord]:
-    found = await connection.execute(_KEY_RECORD.where(ApiKey.secret_hash.in_(secret_hashes)))
+    found = await connection.execute(_KEY_RECORDS, {"secret_hashes": list(secret_hashes)})
     return [KeyRecord(*row) for row in found]
 
 
