@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from typing import Any
@@ -10,6 +11,7 @@ import httpx
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from territory_service.coalescing import Coalescer
 from territory_service.jobs import service as jobs
 from territory_service.ownership.models import Ownership, OwnershipSource
 
@@ -140,3 +142,16 @@ async def pooled(client: httpx.AsyncClient, count: int) -> list[str]:
     for customer_id in ids:
         assert (await ownership(client, customer_id))["owner_id"] is None
     return ids
+
+
+def answering_late(reads: Coalescer[Any, Any], seconds: float = 0.02) -> Coalescer[Any, Any]:
+    """`reads` whose rounds take their snapshot at once and answer `seconds` later: a round then
+    spans whatever the test does meanwhile, as a slow query would."""
+
+    async def fetch(keys: frozenset[Any]) -> Any:
+        # Asked in one go, the keys share one round of `reads`, hence one answer.
+        answers = await asyncio.gather(*(reads.read(key) for key in keys))
+        await asyncio.sleep(seconds)
+        return answers[0]
+
+    return Coalescer(fetch)

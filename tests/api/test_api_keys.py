@@ -19,7 +19,7 @@ from territory_service.cli import main
 from territory_service.config import Settings, get_settings
 from territory_service.db import Base
 from territory_service.main import create_app
-from tests.api.helpers import assert_problem, create_territory
+from tests.api.helpers import answering_late, assert_problem, create_territory
 
 
 async def issue(client: httpx.AsyncClient, **body: object) -> dict[str, object]:
@@ -90,6 +90,38 @@ async def test_a_revocation_through_one_replica_holds_on_another_at_once(
         assert (await other.get("/v1/customers", headers=headers)).status_code == 200
         await client.delete(f"/v1/api-keys/{issued['id']}")
         assert (await other.get("/v1/customers", headers=headers)).status_code == 401
+
+
+async def test_a_revocation_holds_for_every_request_sent_after_it_while_others_are_in_flight(
+    client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+) -> None:
+    """Keys are read in rounds that concurrent requests share; none may answer from a round
+    that began before the revocation."""
+    issued = await issue(client, scopes=["customers:read"])
+    headers = {"Authorization": f"Bearer {issued['secret']}"}
+    replica = create_fastapi_replica(engine, settings)
+    revoked = asyncio.Event()
+    answers: list[tuple[bool, int]] = []
+
+    async def calls(other: httpx.AsyncClient, pause: float) -> None:
+        while sum(after for after, _ in answers) < 40:
+            await asyncio.sleep(pause)  # callers out of step: some ask while a round runs
+            after = revoked.is_set()
+            response = await other.get("/v1/customers", params={"limit": 1}, headers=headers)
+            answers.append((after, response.status_code))
+
+    async with replica.router.lifespan_context(replica), replica_client(replica) as other:
+        replica.state.key_reads = answering_late(replica.state.key_reads, seconds=0.1)
+        running = [asyncio.create_task(calls(other, n * 0.015)) for n in range(8)]
+        while len(answers) < 8:
+            await asyncio.sleep(0.01)
+        assert (await client.delete(f"/v1/api-keys/{issued['id']}")).status_code == 204
+        revoked.set()
+        await asyncio.gather(*running)
+
+    assert 200 in {status for after, status in answers if not after}
+    assert {status for after, status in answers if after} == {401}
+    assert replica.state.key_reads.rounds < len(answers)  # the rounds were shared
 
 
 def create_fastapi_replica(engine: AsyncEngine, settings: Settings) -> FastAPI:
