@@ -17,7 +17,6 @@ from territory_service.api.body_limit import BodyLimitMiddleware
 from territory_service.api.middleware import RequestContextMiddleware
 from territory_service.api.problems import install_problem_handlers
 from territory_service.api_keys.endpoints import router as api_keys_router
-from territory_service.api_keys.service import key_reads
 from territory_service.audit.endpoints import router as audit_router
 from territory_service.audit.middleware import AuditMiddleware
 from territory_service.config import Settings, get_settings
@@ -34,6 +33,7 @@ from territory_service.ownership.endpoints import router as ownership_router
 from territory_service.ownership.previews import Previews
 from territory_service.pool.endpoints import router as pool_router
 from territory_service.pool.reclaim import reclaim_on_schedule
+from territory_service.request_reads import request_reads
 from territory_service.rulesets.endpoints import router as rulesets_router
 from territory_service.rulesets.endpoints import simulations_router
 from territory_service.territories.endpoints import router as territories_router
@@ -91,10 +91,8 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         own_engine = engine is None
         app.state.engine = create_engine(settings) if engine is None else engine
         app.state.session_factory = create_session_factory(app.state.engine)
-        app.state.key_reads = key_reads(app.state.engine)
-        app.state.previews = Previews(
-            app.state.engine, app.state.session_factory, ttl=settings.preview_cache_seconds
-        )
+        app.state.request_reads = request_reads(app.state.engine)
+        app.state.previews = Previews(app.state.session_factory, ttl=settings.preview_cache_seconds)
         schedule = None
         if settings.pool_reclaim_interval_seconds > 0:
             schedule = asyncio.create_task(

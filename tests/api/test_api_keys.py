@@ -111,7 +111,7 @@ async def test_a_revocation_holds_for_every_request_sent_after_it_while_others_a
             answers.append((after, response.status_code))
 
     async with replica.router.lifespan_context(replica), replica_client(replica) as other:
-        replica.state.key_reads = answering_late(replica.state.key_reads, seconds=0.1)
+        replica.state.request_reads = answering_late(replica.state.request_reads, seconds=0.1)
         running = [asyncio.create_task(calls(other, n * 0.015)) for n in range(8)]
         while len(answers) < 8:
             await asyncio.sleep(0.01)
@@ -121,7 +121,7 @@ async def test_a_revocation_holds_for_every_request_sent_after_it_while_others_a
 
     assert 200 in {status for after, status in answers if not after}
     assert {status for after, status in answers if after} == {401}
-    assert replica.state.key_reads.rounds < len(answers)  # the rounds were shared
+    assert replica.state.request_reads.rounds < len(answers)  # the rounds were shared
 
 
 def create_fastapi_replica(engine: AsyncEngine, settings: Settings) -> FastAPI:

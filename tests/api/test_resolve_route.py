@@ -192,9 +192,7 @@ async def test_an_activation_holds_on_another_replica_for_every_request_sent_aft
         replica.router.lifespan_context(replica),
         httpx.AsyncClient(transport=transport, base_url="http://replica.test") as other,
     ):
-        replica.state.previews.active_versions = answering_late(
-            replica.state.previews.active_versions, seconds=0.1
-        )
+        replica.state.request_reads = answering_late(replica.state.request_reads, seconds=0.1)
         running = [asyncio.create_task(previews(other, n * 0.015)) for n in range(concurrency)]
         while len(answers) < concurrency:
             await asyncio.sleep(0.01)
@@ -206,4 +204,4 @@ async def test_an_activation_holds_on_another_replica_for_every_request_sent_aft
     assert regions["ruleset"]["number"] in {version for after, version in answers if not after}
     assert {version for after, version in answers if after} == {second["number"]}
     # The rounds were shared: fewer reads of the active rule set than previews.
-    assert replica.state.previews.active_versions.rounds < len(answers)
+    assert replica.state.request_reads.rounds < len(answers)

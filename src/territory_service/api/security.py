@@ -56,8 +56,8 @@ async def authenticate_request(
     """The caller, checked for `scopes`; recorded on the request for the audit trail."""
     state = request.scope.setdefault("state", {})
     try:
-        principal = await api_keys.authenticate(
-            request.app.state.key_reads,
+        principal, snapshot = await api_keys.authenticate(
+            request.app.state.request_reads,
             request.app.state.session_factory,
             secret=secret,
             act_as=act_as,
@@ -66,6 +66,8 @@ async def authenticate_request(
         state["audit_key_id"] = exc.extensions.get("key_id")
         raise
     state["principal"] = principal
+    # Stateless previews resolve with the rule set active as this request began.
+    state["active_ruleset"] = snapshot.active_ruleset
     missing = [scope for scope in scopes if not principal.has(Scope(scope))]
     if missing:
         raise Forbidden(f"this key lacks the scope(s) {', '.join(missing)}", missing_scopes=missing)

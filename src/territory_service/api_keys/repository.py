@@ -3,9 +3,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from territory_service.api_keys.models import ApiKey
@@ -38,19 +38,6 @@ class KeyRecord:
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
     last_used_at: dt.datetime | None
-
-
-# Built once: a statement made per call costs more to build and key for the cache than to run.
-_KEY_RECORDS = select(*(getattr(ApiKey, field.name) for field in fields(KeyRecord))).where(
-    ApiKey.secret_hash.in_(bindparam("secret_hashes", expanding=True))
-)
-
-
-async def key_records(
-    connection: AsyncConnection, secret_hashes: Collection[str]
-) -> list[KeyRecord]:
-    found = await connection.execute(_KEY_RECORDS, {"secret_hashes": list(secret_hashes)})
-    return [KeyRecord(*row) for row in found]
 
 
 async def touch(

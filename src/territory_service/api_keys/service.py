@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.api_keys.models import ApiKey
-from territory_service.api_keys.repository import (
-    ApiKeyRepository,
-    KeyRecord,
-    key_records,
-    touch,
-)
+from territory_service.api_keys.repository import ApiKeyRepository
 from territory_service.api_keys.schemas import ApiKeyCreate
 from territory_service.coalescing import Coalescer
 from territory_service.db import utcnow
 from territory_service.errors import Forbidden, InvalidReference, ServiceError, Unauthenticated
 from territory_service.owners.repository import OwnerRepository
 from territory_service.pagination import Page
+from territory_service.request_reads import Snapshot
 from territory_service.security.principal import ActingOwner, Principal
 from territory_service.security.scopes import Scope
 from territory_service.security.secrets import (
@@ -29,10 +24,7 @@ from territory_service.security.secrets import (
     looks_like_key,
 )
 from territory_service.territories.repository import TerritoryRepository
-from territory_service.transaction import reading, transaction
-
-# last_used_at is written at most this often per key, so busy keys do not serialise on one row.
-LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+from territory_service.transaction import transaction
 
 
 class InvalidKeyRequest(ServiceError):
@@ -102,44 +94,22 @@ async def revoke_key(session: AsyncSession, *, key_id: uuid.UUID) -> None:
             await repository.update(key, {"revoked_at": utcnow()})
 
 
-KeyReads = Coalescer[str, dict[str, KeyRecord]]
-
-
-def key_reads(engine: AsyncEngine) -> KeyReads:
-    """Keys by secret hash, read from the database for every request, in rounds that concurrent
-    requests share (see `coalescing`), so that a revocation or expiry holds at once on every
-    replica. A round also records the use of the keys it found unused for a while."""
-
-    async def fetch(secret_hashes: frozenset[str]) -> dict[str, KeyRecord]:
-        now = utcnow()
-        async with reading(engine, resource="api key") as connection:
-            records = await key_records(connection, secret_hashes)
-            unrecorded = [
-                record.id
-                for record in records
-                if record.last_used_at is None or record.last_used_at < now - LAST_USED_RESOLUTION
-            ]
-            if unrecorded:
-                await touch(connection, unrecorded, now=now, older_than=now - LAST_USED_RESOLUTION)
-        return {record.secret_hash: record for record in records}
-
-    return Coalescer(fetch)
-
-
 async def authenticate(
-    keys: KeyReads,
+    reads: Coalescer[str, Snapshot],
     session_factory: async_sessionmaker[AsyncSession],
     *,
     secret: str | None,
     act_as: str | None,
-) -> Principal:
-    """The caller behind a bearer secret, and the owner it acts for when `act_as` is given."""
+) -> tuple[Principal, Snapshot]:
+    """The caller behind a bearer secret, and the owner it acts for when `act_as` is given;
+    with the snapshot its key was read in (see `request_reads`)."""
     if secret is None:
         raise Unauthenticated("send an API key: Authorization: Bearer tsk_...")
     if not looks_like_key(secret):
         raise Unauthenticated("the Authorization header does not hold a Territory Service key")
     secret_hash = hash_secret(secret)
-    key = (await keys.read(secret_hash)).get(secret_hash)
+    snapshot = await reads.read(secret_hash)
+    key = snapshot.keys.get(secret_hash)
     if key is None:
         raise Unauthenticated("unknown API key")
     if key.revoked_at is not None:
@@ -155,10 +125,10 @@ async def authenticate(
             else frozenset(uuid.UUID(value) for value in key.territory_ids)
         ),
     )
-    if act_as is None:
-        return principal
-    async with session_factory() as session, transaction(session, resource="api key"):
-        return await _acting(session, principal, act_as)
+    if act_as is not None:
+        async with session_factory() as session, transaction(session, resource="api key"):
+            principal = await _acting(session, principal, act_as)
+    return principal, snapshot
 
 
 async def _acting(session: AsyncSession, principal: Principal, external_id: str) -> Principal:

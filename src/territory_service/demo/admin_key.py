@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from territory_service.api_keys import service as api_keys
 from territory_service.api_keys.schemas import ApiKeyCreate
 from territory_service.errors import Unauthenticated
+from territory_service.request_reads import request_reads
 from territory_service.security.scopes import Scope
 
 
@@ -24,7 +25,7 @@ async def ensure_demo_admin_key(session: AsyncSession, path: Path) -> tuple[str,
         assert isinstance(engine, AsyncEngine)
         try:
             await api_keys.authenticate(
-                api_keys.key_reads(engine), async_sessionmaker(engine), secret=secret, act_as=None
+                request_reads(engine), async_sessionmaker(engine), secret=secret, act_as=None
             )
         except Unauthenticated:
             pass
