@@ -158,7 +158,7 @@ async def resolve_customer(
     another member of the same territory. The active rule set is looked up on every call;
     territories, members and their load may be up to `PREVIEW_CACHE_SECONDS` old."""
     previews: Previews = request.app.state.previews
-    return await previews.resolve(body.model_dump(), active_ruleset=request.state.active_ruleset)
+    return await previews.resolve(body, active_ruleset=request.state.active_ruleset)
 
 
 # The hottest operation: lead capture forms call it for every visitor (see DirectRoute).

@@ -8,15 +8,14 @@ for `ttl` seconds.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.coalescing import Coalescer
+from territory_service.customers.schemas import CustomerFacts
 from territory_service.ownership.resolver import directory_for
 from territory_service.ownership.schemas import Decision
 from territory_service.ownership.service import NoActiveRuleSet, decision_out
@@ -72,20 +71,18 @@ class Previews:
         self.directories = DirectoryCache(session_factory, ttl)
 
     async def resolve(
-        self, customer: dict[str, Any], *, active_ruleset: tuple[uuid.UUID, int] | None
+        self, customer: CustomerFacts, *, active_ruleset: tuple[uuid.UUID, int] | None
     ) -> Decision:
         """`active_ruleset`: the id and version of the rule set active as the request began."""
         if active_ruleset is None:
             raise NoActiveRuleSet()
         ruleset = await compiled_version(self._session_factory, *active_ruleset)
-        facts = facts_of(customer)
+        facts = facts_of(customer.model_dump())
         involved = {rule.territory_id for rule in ruleset.match(facts).top}
         directory, load = await self.directories.get(involved | {ruleset.spec.default_territory_id})
         # Not a stored customer: an id derived from the facts lets the strategies spread
         # previews as they spread customers (a stored one may get another member).
-        pseudo_id = uuid.uuid5(
-            uuid.NAMESPACE_OID, json.dumps(customer, sort_keys=True, default=str)
-        )
+        pseudo_id = uuid.uuid5(uuid.NAMESPACE_OID, customer.model_dump_json())
         situation = resolution.Situation(customer_id=pseudo_id)
         decision = resolution.resolve(ruleset, facts, situation, directory, load)
         return decision_out(ruleset, facts, decision)
