@@ -11,6 +11,7 @@ replica. Only the number of queries changes: one per round instead of one per re
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
@@ -47,12 +48,19 @@ class Coalescer(Generic[K, R]):
         self.rounds = 0  # how many fetches ran, for tests and metrics
 
     async def read(self, key: K) -> R:
+        runner = self._runner
+        if runner is not None and runner is asyncio.current_task():
+            raise RuntimeError("a fetch may not read from its own Coalescer: it would wait forever")
         gathering = self._gathering
         if gathering is None:
             gathering = self._gathering = _Round()
-            if self._runner is None:
-                self._runner = asyncio.create_task(self._run(), name="coalesced-reads")
-        gathering.keys.add(key)
+        gathering.keys.add(key)  # before the runner may start, even eagerly
+        if runner is None or runner.done():
+            # A context of its own: the runner outlives the request that started it, and its
+            # logs must not carry that request's id.
+            self._runner = asyncio.create_task(
+                self._run(), name="coalesced-reads", context=contextvars.Context()
+            )
         # A caller that is cancelled leaves the round to the others.
         return await asyncio.shield(gathering.answer)
 
@@ -69,9 +77,15 @@ class Coalescer(Generic[K, R]):
                 else:
                     current.answer.set_result(answer)
         finally:
-            self._runner = None
-            # Cancelled (the loop is closing): nobody is left to run what was asked.
+            # Only when cancelled (the loop is closing) or when the fetch raised something that
+            # is not an Exception: fail what is left with an error the callers can answer with.
             for left in (current, self._gathering):
                 if left is not None and not left.answer.done():
-                    left.answer.cancel()
+                    left.answer.set_exception(ReadsStopped())
             self._gathering = None
+            self._runner = None
+
+
+class ReadsStopped(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("the shared reads stopped before answering")

@@ -10,12 +10,14 @@ costs a scalar subquery rather than a round of their own.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import bindparam, literal, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import Label
 
@@ -25,6 +27,8 @@ from territory_service.coalescing import Coalescer
 from territory_service.db import utcnow
 from territory_service.rulesets.models import RuleSet, RuleSetState
 from territory_service.transaction import reading
+
+logger = logging.getLogger(__name__)
 
 # A key's use is written at most this often, so busy keys do not serialise on their row.
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
@@ -56,6 +60,21 @@ _SNAPSHOT = (
 _KEY_COLUMNS = len(fields(KeyRecord))
 
 
+async def _record_use(
+    connection: AsyncConnection,
+    key_ids: list[uuid.UUID],
+    *,
+    now: dt.datetime,
+    older_than: dt.datetime,
+) -> None:
+    """Best effort: a round answers for every request in it, and none of them should fail
+    because `last_used_at` could not be written; the next round tries again."""
+    try:
+        await touch(connection, key_ids, now=now, older_than=older_than)
+    except DBAPIError:
+        logger.warning("could not record the use of API keys %s", key_ids, exc_info=True)
+
+
 def request_reads(engine: AsyncEngine) -> Coalescer[str, Snapshot]:
     """Snapshots by the secret hashes asked for. A round also records the use of the keys it
     found unused for `LAST_USED_RESOLUTION`."""
@@ -78,7 +97,7 @@ def request_reads(engine: AsyncEngine) -> Coalescer[str, Snapshot]:
                 if key.last_used_at is None or key.last_used_at < older_than
             ]
             if unrecorded:
-                await touch(connection, unrecorded, now=now, older_than=older_than)
+                await _record_use(connection, unrecorded, now=now, older_than=older_than)
         active = None if rows[0].active_id is None else (rows[0].active_id, rows[0].active_version)
         return Snapshot(keys, active)
 

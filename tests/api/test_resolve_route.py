@@ -6,19 +6,24 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-from fastapi import Depends, FastAPI
+import pytest
+from fastapi import APIRouter, Depends, FastAPI, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import Message
 
+from territory_service.api.direct_route import DirectRoute
 from territory_service.api.problems import problem_responses
+from territory_service.api.security import CustomersRead
 from territory_service.audit.middleware import mark_unchanging
 from territory_service.audit.models import AuditEntry
 from territory_service.config import Settings
 from territory_service.main import create_app
-from territory_service.ownership.endpoints import resolve_customer
+from territory_service.ownership.endpoints import ResolveRequest, resolve_customer
 from territory_service.ownership.schemas import Decision
 from territory_service.security.scopes import Scope
 from tests.api.helpers import activate, answering_late
@@ -205,3 +210,90 @@ async def test_an_activation_holds_on_another_replica_for_every_request_sent_aft
     assert {version for after, version in answers if after} == {second["number"]}
     # The rounds were shared: fewer reads of the active rule set than previews.
     assert replica.state.request_reads.rounds < len(answers)
+
+
+async def test_a_client_that_goes_away_mid_body_gets_what_fastapi_answers(
+    app: FastAPI, make_key: KeyMaker
+) -> None:
+    add_twin(app)
+    headers = {
+        "authorization": f"Bearer {await make_key(Scope.CUSTOMERS_READ)}",
+        "content-type": "application/json",
+    }
+    assert [
+        await status_when_the_client_leaves(app, path, headers) for path in ("/v1/resolve", TWIN)
+    ] == [400, 400]
+
+
+async def status_when_the_client_leaves(app: FastAPI, path: str, headers: dict[str, str]) -> int:
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(name.encode(), value.encode()) for name, value in headers.items()],
+        "client": ("127.0.0.1", 5000),
+        "server": ("territory.test", 80),
+    }
+    await app(scope, receive, send)
+    return int(next(m["status"] for m in sent if m["type"] == "http.response.start"))
+
+
+async def test_the_same_facts_in_another_order_get_the_same_member(
+    client: httpx.AsyncClient, regions: dict[str, Any]
+) -> None:
+    await activate(client, regions["ruleset"])
+    owners = set()
+    for n in range(12):
+        attributes = {f"k{i}": n * 10 + i for i in range(3)}
+        given, reordered = (
+            {"province": "上海", "name": f"客户{n}", "attributes": dict(items)}
+            for items in (attributes.items(), reversed(attributes.items()))
+        )
+        answers = [
+            (await client.post("/v1/resolve", json=body)).json() for body in (given, reordered)
+        ]
+        assert answers[0]["owner_id"] == answers[1]["owner_id"]
+        owners.add(answers[0]["owner_id"])
+    assert owners == regions["owners"]  # the facts do spread previews over the members
+
+
+async def with_response(
+    body: ResolveRequest, principal: CustomersRead, response: Response
+) -> Decision:
+    raise NotImplementedError
+
+
+def not_async(body: ResolveRequest, principal: CustomersRead) -> Decision:
+    raise NotImplementedError
+
+
+async def without_caller(body: ResolveRequest) -> Decision:
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("endpoint", [with_response, not_async, without_caller])
+def test_a_direct_route_refuses_what_it_cannot_answer_when_declared(
+    endpoint: Callable[..., Any],
+) -> None:
+    with pytest.raises(TypeError, match="DirectRoute"):
+        APIRouter().add_api_route(
+            "/x",
+            endpoint,
+            methods=["POST"],
+            response_model=Decision,
+            route_class_override=DirectRoute,
+        )

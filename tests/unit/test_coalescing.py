@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from territory_service.coalescing import Coalescer
+from territory_service.coalescing import Coalescer, ReadsStopped
 
 
 class Store:
@@ -126,3 +127,55 @@ async def test_rounds_interleave_with_writes_under_random_schedules() -> None:
 
     await asyncio.gather(writer(), *(caller() for _ in range(16)))
     assert reads.rounds < 16 * 50  # shared
+
+
+async def test_callers_of_a_stopped_runner_get_an_error_and_the_next_caller_a_new_runner() -> None:
+    started = asyncio.Event()
+
+    async def fetch(keys: frozenset[str]) -> dict[str, int]:
+        if not started.is_set():
+            started.set()
+            await asyncio.sleep(3600)  # the first round hangs until cancelled
+        return dict.fromkeys(keys, 0)
+
+    reads = Coalescer(fetch)
+    waiting = [asyncio.create_task(reads.read(key)) for key in "ab"]
+    await started.wait()
+    later = asyncio.create_task(reads.read("c"))  # gathered for the next round
+    await asyncio.sleep(0)
+    runner = next(t for t in asyncio.all_tasks() if t.get_name() == "coalesced-reads")
+    runner.cancel()
+
+    for task in [*waiting, later]:
+        with pytest.raises(ReadsStopped):
+            await task
+    assert await reads.read("d") == {"d": 0}  # a new runner serves the next caller
+
+
+async def test_a_fetch_that_reads_its_own_coalescer_fails_instead_of_waiting_forever() -> None:
+    reads: Coalescer[str, int]
+
+    async def fetch(_keys: frozenset[str]) -> int:
+        return await reads.read("again")
+
+    reads = Coalescer(fetch)
+    with pytest.raises(RuntimeError, match="its own Coalescer"):
+        await reads.read("a")
+
+
+async def test_the_runner_does_not_carry_the_first_callers_context() -> None:
+    asked_by: contextvars.ContextVar[str] = contextvars.ContextVar("asked_by", default="nobody")
+    seen: list[str] = []
+
+    async def fetch(_keys: frozenset[str]) -> int:
+        seen.append(asked_by.get())
+        return 0
+
+    reads = Coalescer(fetch)
+
+    async def caller(name: str) -> int:
+        asked_by.set(name)
+        return await reads.read(name)
+
+    await asyncio.gather(caller("first"), caller("second"))
+    assert seen == ["nobody"]

@@ -8,19 +8,21 @@ from the raw bytes, the caller authenticated with the same function the `Securit
 calls, and the answer serialised straight to bytes.
 
 Anything else (a body that fails validation, another content type, `X-Act-As`, a missing or
-non-bearer `Authorization`) goes to FastAPI's own handler for the route, so every refusal is the
-one the other operations give, in the same order. The endpoint may take only a JSON body model,
-the request and the caller; dependencies of the route may take only the request. The route
-refuses any other signature when it is declared.
+non-bearer `Authorization`, dependency overrides) goes to FastAPI's own handler for the route,
+so every refusal is the one the other operations give, in the same order. The endpoint may take
+only a JSON body model, the request and the caller; dependencies of the route may take only the
+request. The route refuses any other signature when it is declared.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
+from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
@@ -50,6 +52,12 @@ class _Plan:
 
         if dependant.path_params or dependant.query_params or dependant.header_params:
             raise refuse("the endpoint may take no path, query or header parameters")
+        if _takes_more_than_the_request(dependant) or not inspect.iscoroutinefunction(
+            route.endpoint
+        ):
+            raise refuse("the endpoint must be async and take no Response, tasks or scopes")
+        if not isinstance(route.response_class, DefaultPlaceholder):
+            raise refuse("the answer is JSON; no response_class")
         if dependant.cookie_params or len(dependant.body_params) != 1:
             raise refuse("the endpoint takes exactly one body model and no cookies")
         body = dependant.body_params[0]
@@ -63,7 +71,11 @@ class _Plan:
         for dependency in dependant.dependencies:
             if dependency.call is authenticate and dependency.name is not None:
                 principals.append(dependency)
-            elif dependency.call is not None and _takes_only_the_request(dependency):
+            elif (
+                dependency.call is not None
+                and inspect.iscoroutinefunction(dependency.call)
+                and _takes_only_the_request(dependency)
+            ):
                 before.append(dependency.call)
             else:
                 raise refuse(f"unsupported dependency {dependency.call!r}")
@@ -82,10 +94,24 @@ class _Plan:
         )
 
 
+def _takes_more_than_the_request(dependant: Dependant) -> bool:
+    return any(
+        name is not None
+        for name in (
+            dependant.response_param_name,
+            dependant.background_tasks_param_name,
+            dependant.security_scopes_param_name,
+            dependant.http_connection_param_name,
+            dependant.websocket_param_name,
+        )
+    )
+
+
 def _takes_only_the_request(dependant: Dependant) -> bool:
     return (
         dependant.request_param_name is not None
         and not dependant.dependencies
+        and not _takes_more_than_the_request(dependant)
         and not (
             dependant.path_params
             or dependant.query_params
@@ -120,10 +146,17 @@ class DirectRoute(APIRoute):
                 or not secret
                 or "x-act-as" in headers
                 or not _is_json(headers.get("content-type"))
+                or request.app.dependency_overrides
             ):
                 return await fastapi_handler(request)
             try:
-                body = plan.body_model.model_validate_json(await request.body())
+                raw = await request.body()
+            except HTTPException:
+                raise  # too large: 413
+            except Exception as exc:  # the client went away mid-body: as FastAPI answers it
+                raise HTTPException(400, "There was an error parsing the body") from exc
+            try:
+                body = plan.body_model.model_validate_json(raw)
             except ValidationError:
                 return await fastapi_handler(request)  # the body is read once and kept
             for dependency in plan.before:
@@ -137,8 +170,11 @@ class DirectRoute(APIRoute):
             if plan.request_name is not None:
                 values[plan.request_name] = request
             answer = await endpoint(**values)
-            if not isinstance(answer, plan.response_model):
+            # Exactly the model: a subclass could carry fields FastAPI would have left out.
+            if type(answer) is not plan.response_model:
                 raise TypeError(f"{self.path} answered {type(answer)!r}")
-            return Response(answer.model_dump_json(), status_code=status_code, media_type=JSON)
+            return Response(
+                answer.model_dump_json(by_alias=True), status_code=status_code, media_type=JSON
+            )
 
         return handle

@@ -8,9 +8,11 @@ for `ttl` seconds.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -77,12 +79,21 @@ class Previews:
         if active_ruleset is None:
             raise NoActiveRuleSet()
         ruleset = await compiled_version(self._session_factory, *active_ruleset)
-        facts = facts_of(customer.model_dump())
+        given = customer.model_dump()
+        facts = facts_of(given)
         involved = {rule.territory_id for rule in ruleset.match(facts).top}
         directory, load = await self.directories.get(involved | {ruleset.spec.default_territory_id})
         # Not a stored customer: an id derived from the facts lets the strategies spread
         # previews as they spread customers (a stored one may get another member).
-        pseudo_id = uuid.uuid5(uuid.NAMESPACE_OID, customer.model_dump_json())
+        pseudo_id = uuid.uuid5(uuid.NAMESPACE_OID, _identity(customer, given))
         situation = resolution.Situation(customer_id=pseudo_id)
         decision = resolution.resolve(ruleset, facts, situation, directory, load)
         return decision_out(ruleset, facts, decision)
+
+
+def _identity(customer: CustomerFacts, given: dict[str, Any]) -> str:
+    """The same text for the same facts. pydantic writes fields in declaration order, which is
+    fixed, but free-form attributes in the order they came; those are sorted (slower)."""
+    if not given.get("attributes"):
+        return customer.model_dump_json()
+    return json.dumps(customer.model_dump(mode="json"), sort_keys=True)
