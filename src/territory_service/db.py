@@ -157,7 +157,7 @@ def _json_serializer(value: Any) -> str:
 
 
 # A pooled connection idle longer than this is tested before use (see `_ping_when_idle`).
-PING_AFTER_IDLE_SECONDS = 5.0
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
