@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +152,26 @@ async def resolve_one_by_one(app: FastAPI) -> None:
             await resolve_customers(session, [customer], actor=None, reason="one by one")
 
 
+async def resolve_one_by_one_from(
+    app: FastAPI,
+    engine: AsyncEngine,
+    *,
+    ownerships: Sequence[Mapping[str, Any]],
+    conflicts: Sequence[Mapping[str, Any]],
+) -> None:
+    """Put ownership and conflicts back as they were (events aside), then resolve each
+    customer alone."""
+    async with engine.begin() as connection:
+        await connection.execute(delete(OwnershipEvent))
+        await connection.execute(delete(Ownership))
+        await connection.execute(delete(Conflict))
+        if ownerships:
+            await connection.execute(insert(Ownership), [dict(row) for row in ownerships])
+        if conflicts:
+            await connection.execute(insert(Conflict), [dict(row) for row in conflicts])
+    await resolve_one_by_one(app)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_bulk_activation_equals_resolving_each_customer_alone(
     client: httpx.AsyncClient, app: FastAPI, engine: AsyncEngine, seed: int
@@ -160,11 +181,7 @@ async def test_bulk_activation_equals_resolving_each_customer_alone(
     await activate_random_ruleset(client, rng, world)
     bulk, bulk_conflicts = await owners_now(engine), await conflicts_now(engine)
 
-    async with engine.begin() as connection:
-        await connection.execute(delete(OwnershipEvent))
-        await connection.execute(delete(Ownership))
-        await connection.execute(delete(Conflict))
-    await resolve_one_by_one(app)
+    await resolve_one_by_one_from(app, engine, ownerships=[], conflicts=[])
 
     assert len(bulk) == 40
     assert await owners_now(engine) == bulk
@@ -194,14 +211,7 @@ async def test_bulk_redivision_equals_resolving_each_customer_alone(
     await activate_random_ruleset(client, rng, world)
     bulk, bulk_conflicts = await owners_now(engine), await conflicts_now(engine)
 
-    async with engine.begin() as connection:
-        await connection.execute(delete(OwnershipEvent))
-        await connection.execute(delete(Ownership))
-        await connection.execute(delete(Conflict))
-        await connection.execute(insert(Ownership), [dict(row) for row in before])
-        if conflicts:
-            await connection.execute(insert(Conflict), [dict(row) for row in conflicts])
-    await resolve_one_by_one(app)
+    await resolve_one_by_one_from(app, engine, ownerships=before, conflicts=conflicts)
 
     places = {row["customer_id"]: (row["territory_id"], row["owner_id"]) for row in before}
     stayed = sum(1 for customer_id, place in bulk.items() if places[customer_id] == place)
