@@ -18,7 +18,6 @@ from territory_service.security.principal import Principal
 from territory_service.security.scopes import Scope
 
 SECURITY_SCHEME = "ApiKey"
-ACT_AS_MAX_LENGTH = 128
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -37,7 +36,7 @@ async def authenticate(
         str | None,
         Header(
             alias="X-Act-As",
-            max_length=ACT_AS_MAX_LENGTH,
+            max_length=128,
             description="External id of the owner this call is made for (needs `act_as`).",
         ),
     ] = None,
