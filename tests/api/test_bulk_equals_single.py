@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, insert, select
+from sqlalchemy import RowMapping, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from territory_service.conflicts.models import Conflict
@@ -156,8 +156,8 @@ async def resolve_one_by_one_from(
     app: FastAPI,
     engine: AsyncEngine,
     *,
-    ownerships: Sequence[Mapping[str, Any]],
-    conflicts: Sequence[Mapping[str, Any]],
+    ownerships: Sequence[RowMapping],
+    conflicts: Sequence[RowMapping],
 ) -> None:
     """Put ownership and conflicts back as they were (events aside), then resolve each
     customer alone."""
