@@ -123,7 +123,7 @@ class InvalidCursor(ServiceError):
     def __init__(self, parameter: str = "cursor") -> None:
         super().__init__(
             f"{parameter} is not a cursor this list returned",
-            errors=[{"pointer": parameter, "in": "query", "detail": "malformed cursor"}],
+            errors=[{"parameter": parameter, "location": "query", "detail": "malformed cursor"}],
         )
 
 

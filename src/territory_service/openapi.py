@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute
 from territory_service.api.problems import Problem, problem_responses
 from territory_service.audit.middleware import mark_unchanging
 from territory_service.idempotency import keys as idempotency_keys
+from territory_service.schemas import SentWithETag
 
 DOCUMENT_PATH = Path("openapi") / "openapi.json"
 
@@ -30,6 +31,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     )
     _declare_idempotency_keys(document, app.routes)
     _declare_refusals(document)
+    _declare_response_headers(document)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem.pop("$defs", {}))
@@ -53,18 +55,86 @@ def render(document: dict[str, Any]) -> str:
 
 def _declare_refusals(document: dict[str, Any]) -> None:
     """Answers every protected operation can give, declared once here rather than per route:
-    401 and 403 when it needs a key, 413 when it takes a body."""
+    401 and 403 when it needs a key; 400 (not JSON, not UTF-8) and 413 when it takes a body.
+    An operation that declares 428 answers it when `If-Match` is missing, so there the header
+    is required."""
     for operations in document["paths"].values():
         for operation in operations.values():
             statuses = []
             if operation.get("security"):
                 statuses += [401, 403]
             if "requestBody" in operation:
-                statuses.append(413)
+                statuses += [400, 413]
             responses = operation["responses"]
+            if "428" in responses:
+                for parameter in operation.get("parameters", []):
+                    if parameter["in"] == "header" and parameter["name"] == "If-Match":
+                        parameter["required"] = True
             for status, declaration in problem_responses(*statuses).items():
                 responses.setdefault(str(status), declaration)
             operation["responses"] = dict(sorted(responses.items()))
+
+
+def _header(description: str, schema: dict[str, Any], *, required: bool) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema}
+
+
+_REQUEST_ID = _header(
+    "The request's id (the caller's `X-Request-ID`, or one made up); also in logs and problems.",
+    {"type": "string"},
+    required=True,
+)
+_ETAG = _header(
+    'The version of what the body shows, as an entity tag (`"7"`): send it back in `If-Match`.',
+    {"type": "string", "pattern": '^"[0-9]+"$'},
+    required=True,
+)
+_LOCATION = _header(
+    "Where the created resource (or the job doing the work) can be read.",
+    {"type": "string", "format": "uri-reference"},
+    required=True,
+)
+_RETRY_AFTER = _header(
+    "Seconds to wait before retrying; nothing was changed.",
+    {"type": "integer", "minimum": 0},
+    required=True,
+)
+_REPLAYED = _header(
+    "`true` when this is the kept answer to an earlier request with the same Idempotency-Key.",
+    {"type": "string", "enum": ["true"]},
+    required=False,
+)
+
+
+def _declare_response_headers(document: dict[str, Any]) -> None:
+    """The headers each answer carries: `X-Request-ID` on all; `ETag` on a success showing a
+    versioned resource (`SentWithETag`); `Location` on 201 and 202; `Retry-After` on 503 and on
+    a 409 that asks for a retry; `Idempotent-Replayed` on a kept answer replayed."""
+    versioned = {f"#/components/schemas/{model.__name__}" for model in _subclasses(SentWithETag)}
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            replayable = any(
+                parameter["name"] == idempotency_keys.PARAMETER["name"]
+                for parameter in operation.get("parameters", [])
+            )
+            for status, response in operation["responses"].items():
+                headers = response.setdefault("headers", {})
+                headers["X-Request-ID"] = _REQUEST_ID
+                schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+                if status.startswith("2") and schema.get("$ref") in versioned:
+                    headers["ETag"] = _ETAG
+                if status in ("201", "202"):
+                    headers["Location"] = _LOCATION
+                if status == "503":
+                    headers["Retry-After"] = _RETRY_AFTER
+                if status == "409":
+                    headers["Retry-After"] = {**_RETRY_AFTER, "required": False}
+                if replayable and not status.startswith("5"):
+                    headers[idempotency_keys.REPLAYED_HEADER] = _REPLAYED
+
+
+def _subclasses(model: type[Any]) -> list[type[Any]]:
+    return [model, *(sub for child in model.__subclasses__() for sub in _subclasses(child))]
 
 
 def _declare_idempotency_keys(document: dict[str, Any], routes: list[BaseRoute]) -> None:

@@ -29,6 +29,9 @@ class Page(Generic[T]):
 
 
 ListKey = uuid.UUID | int
+# Cursors are URL-safe base64 without padding; an integer key is a BIGINT sequence number.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+_BIGINT = range(-(2**63), 2**63)
 
 
 def encode_cursor(key: ListKey) -> str:
@@ -43,6 +46,8 @@ def decode_cursor(cursor: str) -> ListKey:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = json.loads(raw)["after"]
         if isinstance(value, int) and not isinstance(value, bool):
+            if value not in _BIGINT:
+                raise ValueError("the cursor's key is out of range")
             return value
         return uuid.UUID(hex=value)
     except (binascii.Error, ValueError, KeyError, TypeError, AttributeError) as exc:

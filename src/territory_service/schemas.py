@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+)
+from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
+from pydantic_core import core_schema
 
 
 class InputModel(BaseModel):
@@ -22,7 +34,11 @@ class OutputModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class ResourceOut(OutputModel):
+class SentWithETag(OutputModel):
+    """An answer that carries its `version` as the `ETag` header (declared in the document)."""
+
+
+class ResourceOut(SentWithETag):
     version: int = Field(description="Increases on every change; also sent as the `ETag`.")
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -37,13 +53,82 @@ def _blank_to_none(value: Any) -> Any:
 
 BlankIsNone = BeforeValidator(_blank_to_none)
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+# Text a database column can hold: PostgreSQL's text refuses U+0000, and a lone surrogate is not
+# Unicode at all (SQLite would store both). Every request string carries this pattern, or one that
+# implies it, so the schema says what the server refuses.
+STORABLE_TEXT = r"^[^\x00]*$"
+
+
+def _storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains the NUL character (U+0000), which text cannot hold")
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError("contains a lone surrogate, which is not Unicode text") from exc
+    return value
+
+
+class _Storable:
+    """Marks a string type as storable text: checked, and `STORABLE_TEXT` in its JSON schema."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_storable, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault("pattern", STORABLE_TEXT)
+        return json_schema
+
+
+Storable = _Storable()
+StorableText = Annotated[str, Storable]
+
+
+class _OnlyListedKeys:
+    """For a dict whose keys must match `patternProperties`: the schema says no other key goes."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["additionalProperties"] = False
+        return json_schema
+
+
+OnlyListedKeys = _OnlyListedKeys()
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+]
+ExternalId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), Storable
+]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Storable
+]
+LongText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), Storable
+]
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), Storable
+]
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Storable
+]
+Tier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), Storable
+]
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    StringConstraints(
+        strip_whitespace=True, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+    ),
+    Storable,
 ]
 Code = Annotated[
     str,
@@ -55,6 +140,34 @@ OptionalShortText = Annotated[ShortText | None, BlankIsNone]
 OptionalLongText = Annotated[LongText | None, BlankIsNone]
 OptionalEmail = Annotated[Email | None, BlankIsNone]
 OptionalCode = Annotated[Code | None, BlankIsNone]
+
+
+class OneError:
+    """For a union of kinds of value: one error saying what is accepted, at the value itself,
+    rather than one per member (whose names would otherwise land in the error's pointer)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind, self.message = kind, message
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        schema = handler(source)
+        if schema["type"] != "union":
+            raise TypeError(f"OneError marks a union, not a {schema['type']} schema")
+        return {**schema, "custom_error_type": self.kind, "custom_error_message": self.message}
+
+
+# Numbers in facts and rule conditions are what JSON readers take them for: IEEE-754 doubles.
+# Beyond ±(2^53 - 1) a double cannot tell an integer from its neighbours, so every number (an
+# integer or not) must lie within that range: compared exactly, and said in the schema.
+MAX_EXACT_NUMBER = 2**53 - 1
+NUMBER_RANGE = "a number within ±(2^53 - 1) = ±9007199254740991"
+Number = Annotated[
+    Annotated[StrictInt, Field(ge=-MAX_EXACT_NUMBER, le=MAX_EXACT_NUMBER)]
+    | Annotated[StrictFloat, Field(ge=-MAX_EXACT_NUMBER, le=MAX_EXACT_NUMBER, allow_inf_nan=False)],
+    OneError("number", f"must be {NUMBER_RANGE}"),
+]
 Capacity = Annotated[int, Field(ge=0, le=1_000_000)]
 
 
@@ -64,8 +177,19 @@ class PageOut(OutputModel):
     )
 
 
-def reject_null(value: Any) -> Any:
-    """For PATCH fields that may be left out but not cleared."""
+def _reject_null(value: Any) -> Any:
     if value is None:
         raise ValueError("may be omitted but not null")
     return value
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+T = TypeVar("T")
+# A PATCH field that may be left out but not cleared: `None` in Python means "not sent", and the
+# schema shows the field as non-nullable without a default, so clients cannot build a null.
+NotNull = Annotated[
+    T | SkipJsonSchema[None], BeforeValidator(_reject_null), Field(json_schema_extra=_no_default)
+]

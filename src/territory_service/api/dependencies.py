@@ -10,7 +10,7 @@ from fastapi import Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.errors import InvalidPrecondition, PreconditionRequired
-from territory_service.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from territory_service.pagination import CURSOR_PATTERN, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from territory_service.preconditions import ExpectedVersion
 
 
@@ -72,12 +72,21 @@ LimitQuery = Annotated[
 ]
 CursorQuery = Annotated[
     str | None,
-    Query(max_length=200, description="`next_cursor` of the previous page."),
+    Query(
+        max_length=200, pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page."
+    ),
 ]
 
 
 def set_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
+
+
+def set_location(response: Response, location: str, version: int) -> None:
+    """A 201 or 202 answer: where the resource (or the job doing the work) is read, and its
+    version."""
+    response.headers["Location"] = location
+    set_etag(response, version)
 
 
 __all__ = [
@@ -88,4 +97,5 @@ __all__ = [
     "LimitQuery",
     "SessionDep",
     "set_etag",
+    "set_location",
 ]

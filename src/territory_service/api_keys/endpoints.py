@@ -9,6 +9,7 @@ from territory_service.api.dependencies import (
     LimitQuery,
     SessionDep,
     set_etag,
+    set_location,
 )
 from territory_service.api.problems import problem_responses
 from territory_service.api.security import Admin
@@ -29,8 +30,7 @@ async def create_api_key(
 ) -> ApiKeyWithSecret:
     """Issue an API key. The response holds the secret; it is never shown again."""
     key, secret = await service.issue_key(session, data=body, created_by=principal.key_id)
-    set_etag(response, key.version)
-    response.headers["Location"] = f"/v1/api-keys/{key.id}"
+    set_location(response, f"/v1/api-keys/{key.id}", key.version)
     response.headers["Cache-Control"] = "no-store"
     return ApiKeyWithSecret.model_validate(
         {**ApiKey.model_validate(key).model_dump(), "secret": secret}

@@ -15,6 +15,7 @@ from territory_service.api.security import Admin
 from territory_service.audit import service
 from territory_service.audit.repository import AuditFilter
 from territory_service.audit.schemas import AuditEntry, AuditPage
+from territory_service.schemas import StorableText
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -25,7 +26,8 @@ async def audit_filter(
         uuid.UUID | None, Query(description="Requests made for this owner (X-Act-As).")
     ] = None,
     resource_id: Annotated[
-        str | None, Query(max_length=64, description="Requests naming or creating this id.")
+        StorableText | None,
+        Query(max_length=64, description="Requests naming or creating this id."),
     ] = None,
     method: Annotated[str | None, Query(pattern="^[A-Z]{3,7}$")] = None,
     status: Annotated[int | None, Query(ge=100, le=599)] = None,

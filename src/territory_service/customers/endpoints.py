@@ -11,6 +11,7 @@ from territory_service.api.dependencies import (
     LimitQuery,
     SessionDep,
     set_etag,
+    set_location,
 )
 from territory_service.api.problems import problem_responses
 from territory_service.api.security import CustomersRead, CustomersWrite
@@ -26,16 +27,17 @@ from territory_service.customers.schemas import (
     CustomerUpdate,
     DuplicateList,
 )
+from territory_service.schemas import StorableText, Tag
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
-FilterText = Annotated[str | None, Query(max_length=200)]
+FilterText = Annotated[StorableText | None, Query(max_length=200)]
 
 
 async def customer_filter(
     source: FilterText = None,
     external_id: Annotated[
-        str | None,
+        StorableText | None,
         Query(
             max_length=200,
             description="The CRM's id; also finds the customer a record with this id was "
@@ -46,7 +48,7 @@ async def customer_filter(
     city: FilterText = None,
     industry: FilterText = None,
     tier: FilterText = None,
-    tag: Annotated[str | None, Query(max_length=64, description="Customers with this tag.")] = None,
+    tag: Annotated[Tag | None, Query(description="Customers with this tag.")] = None,
     parent_id: Annotated[
         uuid.UUID | None, Query(description="Subsidiaries of this group company.")
     ] = None,
@@ -91,8 +93,7 @@ async def create_customer(
     `external_id`) was merged into. Duplicates with another owner (same normalized name or
     registration id) are logged as a `duplicate_customer` conflict."""
     customer = await service.create_customer(session, data=body, principal=principal)
-    set_etag(response, customer.version)
-    response.headers["Location"] = f"/v1/customers/{customer.id}"
+    set_location(response, f"/v1/customers/{customer.id}", customer.version)
     return Customer.model_validate(customer)
 
 

@@ -1,6 +1,5 @@
 import datetime as dt
 import enum
-import math
 import uuid
 from typing import Annotated, Any
 
@@ -9,32 +8,35 @@ from pydantic import (
     AwareDatetime,
     Field,
     StrictBool,
-    StrictFloat,
-    StrictInt,
     StringConstraints,
     WithJsonSchema,
-    field_validator,
 )
 
 from territory_service.api.problems import ProblemItem
 from territory_service.ownership.models import OwnershipSource
 from territory_service.schemas import (
+    NUMBER_RANGE,
     BlankIsNone,
     ExternalId,
     InputModel,
     Name,
+    NotNull,
+    Number,
+    OneError,
+    OnlyListedKeys,
     OptionalShortText,
     OutputModel,
     PageOut,
+    Reason,
     ResourceOut,
-    reject_null,
+    Storable,
+    Tag,
+    Tier,
 )
 
 MAX_TAGS = 50
 MAX_ATTRIBUTES = 50
 MAX_BATCH_SIZE = 1000
-
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
 def _tag_set(tags: list[str]) -> list[str]:
@@ -48,28 +50,23 @@ Tags = Annotated[
     ),
     AfterValidator(_tag_set),
 ]
-AttributeKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+ATTRIBUTE_KEY = r"^[A-Za-z_][A-Za-z0-9_]*$"
+AttributeKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ATTRIBUTE_KEY)]
+AttributeValue = Annotated[
+    Annotated[str, StringConstraints(max_length=500), Storable] | StrictBool | Number,
+    OneError(
+        "attribute_value",
+        f"must be text of at most 500 characters (no U+0000), a boolean, or {NUMBER_RANGE}",
+    ),
 ]
-AttributeValue = (
-    Annotated[str, StringConstraints(max_length=500)] | StrictBool | StrictInt | StrictFloat
-)
-
-
-def _finite_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
-    for key, value in attributes.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"attribute {key!r} is not a finite number")
-    return attributes
-
-
 Attributes = Annotated[
     dict[AttributeKey, AttributeValue],
     Field(
         max_length=MAX_ATTRIBUTES,
-        description="Custom facts for rules (`attributes.<key>`): strings, numbers or booleans.",
+        description="Custom facts for rules (`attributes.<key>`): strings, booleans or numbers "
+        "(within ±(2^53 - 1), where every integer is exact).",
     ),
-    AfterValidator(_finite_attributes),
+    OnlyListedKeys,
 ]
 RegistrationId = Annotated[
     str,
@@ -81,7 +78,9 @@ RegistrationId = Annotated[
         pattern=r"^[0-9A-Za-z][0-9A-Za-z-]*$",
     ),
 ]
-Tier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+Source = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Storable
+]
 Employees = Annotated[int, Field(ge=0, le=100_000_000)]
 Revenue = Annotated[float, Field(ge=0, le=1e16, allow_inf_nan=False)]
 PotentialScore = Annotated[int, Field(ge=0, le=100)]
@@ -119,7 +118,7 @@ class CustomerFacts(InputModel):
 
 
 class CustomerCreate(CustomerFacts):
-    source: ExternalId = Field(description="Which CRM the record comes from.")
+    source: Source = Field(description="Which CRM the record comes from.")
     external_id: ExternalId = Field(description="The CRM's own id; unique within `source`.")
     name: Name
     tags: Tags = Field(default_factory=list)
@@ -129,11 +128,9 @@ class CustomerCreate(CustomerFacts):
 class CustomerUpdate(CustomerFacts):
     """Only the fields sent change; `null` clears an optional fact."""
 
-    name: Name | None = None
-    tags: Tags | None = None
-    attributes: Attributes | None = None
-
-    _not_null = field_validator("name", "tags", "attributes", mode="before")(reject_null)
+    name: NotNull[Name] = None
+    tags: NotNull[Tags] = None
+    attributes: NotNull[Attributes] = None
 
 
 class CustomerOwnership(OutputModel):
@@ -248,6 +245,6 @@ class DuplicateList(OutputModel):
 
 class CustomerMerge(InputModel):
     customer_id: uuid.UUID = Field(description="The customer folded into this one; it is removed.")
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=400)] | None = Field(
+    reason: Reason | None = Field(
         default=None, description="Why; kept in the merged customer's last ownership event."
     )

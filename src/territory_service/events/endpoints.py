@@ -7,6 +7,7 @@ from territory_service.api.problems import problem_responses
 from territory_service.api.security import CustomersRead
 from territory_service.events import feed
 from territory_service.events.schemas import FeedEvent, FeedPage
+from territory_service.pagination import CURSOR_PATTERN
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -17,7 +18,11 @@ async def list_events(
     principal: CustomersRead,
     after: Annotated[
         str | None,
-        Query(max_length=200, description="`next_cursor` of the previous read; none: the start."),
+        Query(
+            max_length=200,
+            pattern=CURSOR_PATTERN,
+            description="`next_cursor` of the previous read; none: the start.",
+        ),
     ] = None,
     limit: LimitQuery = DEFAULT_PAGE_SIZE,
 ) -> FeedPage:

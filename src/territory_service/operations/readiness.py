@@ -25,6 +25,10 @@ def expected_migration() -> str:
     return head
 
 
+# Readiness returns once the database is back or migrated; a prober may ask again shortly.
+NOT_READY_RETRY = {"Retry-After": "5"}
+
+
 async def check_readiness(request: Request) -> Readiness | JSONResponse:
     expected = expected_migration()
     try:
@@ -38,6 +42,7 @@ async def check_readiness(request: Request) -> Readiness | JSONResponse:
             request,
             status=503,
             slug="not-ready",
+            headers=NOT_READY_RETRY,
             title="Service unavailable",
             detail="the database is unreachable or has no schema; run the migrations",
         )
@@ -46,6 +51,7 @@ async def check_readiness(request: Request) -> Readiness | JSONResponse:
             request,
             status=503,
             slug="not-ready",
+            headers=NOT_READY_RETRY,
             title="Service unavailable",
             detail=f"the database schema is at {current}, this version needs {expected}",
             migration=current,

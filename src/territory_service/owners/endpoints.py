@@ -10,6 +10,7 @@ from territory_service.api.dependencies import (
     LimitQuery,
     SessionDep,
     set_etag,
+    set_location,
 )
 from territory_service.api.problems import problem_responses
 from territory_service.api.security import OwnersRead, OwnersWrite, TransfersApprove
@@ -28,8 +29,7 @@ async def create_owner(
 ) -> Owner:
     """Create an owner (a sales rep or a team queue). `external_id` is the CRM's user id."""
     owner = await service.create_owner(session, data=body, principal=principal)
-    set_etag(response, owner.version)
-    response.headers["Location"] = f"/v1/owners/{owner.id}"
+    set_location(response, f"/v1/owners/{owner.id}", owner.version)
     return Owner.model_validate(owner)
 
 
@@ -117,5 +117,5 @@ async def hand_over(
         data=body,
         principal=principal,
     )
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    set_location(response, f"/v1/jobs/{job.id}", job.version)
     return Job.model_validate(job)

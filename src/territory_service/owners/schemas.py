@@ -1,17 +1,17 @@
 import uuid
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from territory_service.ownership.schemas import Reason
 from territory_service.schemas import (
     Capacity,
     ExternalId,
     InputModel,
     Name,
+    NotNull,
     OptionalEmail,
     PageOut,
+    Reason,
     ResourceOut,
-    reject_null,
 )
 
 
@@ -26,13 +26,11 @@ class OwnerCreate(InputModel):
 
 
 class OwnerUpdate(InputModel):
-    external_id: ExternalId | None = None
-    name: Name | None = None
+    external_id: NotNull[ExternalId] = None
+    name: NotNull[Name] = None
     email: OptionalEmail = None
-    active: bool | None = None
+    active: NotNull[bool] = None
     capacity: Capacity | None = None
-
-    _not_null = field_validator("external_id", "name", "active", mode="before")(reject_null)
 
 
 class Owner(ResourceOut):

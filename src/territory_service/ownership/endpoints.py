@@ -15,7 +15,7 @@ from territory_service.api.problems import problem_responses
 from territory_service.api.security import CustomersRead, TransfersApprove
 from territory_service.audit.middleware import mark_unchanging
 from territory_service.customers.schemas import Attributes as AttributesField
-from territory_service.customers.schemas import CustomerFacts, Tags
+from territory_service.customers.schemas import CustomerFacts, Source, Tags
 from territory_service.ownership import assignment, service
 from territory_service.ownership.previews import Previews
 from territory_service.ownership.schemas import (
@@ -36,7 +36,7 @@ class ResolveRequest(CustomerFacts):
     """The facts of a customer that need not exist: every field is optional."""
 
     name: Name | None = None
-    source: ExternalId | None = None
+    source: Source | None = None
     external_id: ExternalId | None = None
     tags: Tags = []
     attributes: AttributesField = {}

@@ -2,23 +2,19 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, model_validator
 
 from territory_service.customers.schemas import CustomerOwnership
 from territory_service.ownership.models import OwnershipSource
-from territory_service.schemas import InputModel, OutputModel, PageOut
+from territory_service.schemas import InputModel, OutputModel, PageOut, Reason, SentWithETag
 
 
-class OwnershipOut(CustomerOwnership):
+class OwnershipOut(CustomerOwnership, SentWithETag):
     customer_id: uuid.UUID
     rule_id: uuid.UUID | None
     ruleset_version: int | None
-
-
-# Kept with the ownership event (its column holds 500 characters).
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class OwnershipAssign(InputModel):

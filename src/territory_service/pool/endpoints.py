@@ -10,6 +10,7 @@ from territory_service.api.dependencies import (
     LimitQuery,
     SessionDep,
     set_etag,
+    set_location,
 )
 from territory_service.api.problems import problem_responses, service_problem
 from territory_service.api.security import (
@@ -42,6 +43,7 @@ from territory_service.pool.schemas import (
     Release,
 )
 from territory_service.pool.service import PoolFilter
+from territory_service.schemas import ShortText, Tag, Tier
 
 router = APIRouter(tags=["pool"])
 
@@ -96,10 +98,10 @@ async def put_pool_rules(
 
 
 async def pool_filter(
-    tier: Annotated[str | None, Query(max_length=32)] = None,
-    province: Annotated[str | None, Query(max_length=64)] = None,
-    industry: Annotated[str | None, Query(max_length=64)] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
+    tier: Annotated[Tier | None, Query()] = None,
+    province: Annotated[ShortText | None, Query()] = None,
+    industry: Annotated[ShortText | None, Query()] = None,
+    tag: Annotated[Tag | None, Query()] = None,
     include_subterritories: Annotated[
         bool, Query(description="Also the pools of the territories below.")
     ] = False,
@@ -308,5 +310,5 @@ async def run_reclaim(
         now=request.app.state.clock(),
         principal=principal,
     )
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    set_location(response, f"/v1/jobs/{job.id}", job.version)
     return Job.model_validate(job)

@@ -4,16 +4,21 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
 from territory_service.customers.schemas import Customer, UTCTimestamp
-from territory_service.ownership.schemas import Reason
-from territory_service.schemas import InputModel, OutputModel, PageOut
+from territory_service.schemas import (
+    InputModel,
+    OutputModel,
+    PageOut,
+    Reason,
+    SentWithETag,
+    Tag,
+    Tier,
+)
 
 Days = Annotated[int, Field(ge=1, le=3650)]
 Limit = Annotated[int, Field(ge=0, le=100_000)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Tier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 
 _INHERITED = " Null: inherited from the territory above (at the top: no limit / off)."
 
@@ -73,7 +78,7 @@ class EffectivePoolRules(OutputModel):
     reminder_days: int | None
 
 
-class PoolRulesOut(OutputModel):
+class PoolRulesOut(SentWithETag):
     territory_id: uuid.UUID
     own: EffectivePoolRules = Field(description="What this territory sets itself.")
     effective: EffectivePoolRules = Field(

@@ -9,21 +9,28 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+from pydantic import Field, StrictBool, StringConstraints
 
 from territory_service.rules import conditions as engine
-from territory_service.schemas import InputModel
+from territory_service.schemas import NUMBER_RANGE, InputModel, Number, OneError, Storable, Tag
 
 FieldName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=80),
+    Storable,
     Field(
         description="A customer fact (`province`, `employees`, `tags`, ...) or `attributes.<key>`."
     ),
 ]
-Text = Annotated[str, StringConstraints(max_length=engine.MAX_TEXT)]
-Number = StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
-Scalar = Text | Number | StrictBool
+Text = Annotated[str, StringConstraints(max_length=engine.MAX_TEXT), Storable]
+Scalar = Annotated[
+    Text | Number | StrictBool,
+    OneError(
+        "scalar",
+        f"must be text of at most {engine.MAX_TEXT} characters (no U+0000), a boolean, "
+        f"or {NUMBER_RANGE}",
+    ),
+]
 
 
 class Comparison(InputModel):
@@ -61,7 +68,7 @@ class Between(InputModel):
 class StartsWith(InputModel):
     field: FieldName
     op: Literal["starts_with"]
-    value: Annotated[str, StringConstraints(min_length=1, max_length=engine.MAX_TEXT)]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=engine.MAX_TEXT), Storable]
 
 
 class TagTest(InputModel):
@@ -69,9 +76,7 @@ class TagTest(InputModel):
 
     field: FieldName
     op: Literal["contains_any", "contains_all", "contains_none"]
-    value: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
-        min_length=1, max_length=engine.MAX_LIST
-    )
+    value: list[Tag] = Field(min_length=1, max_length=engine.MAX_LIST)
 
 
 class NullTest(InputModel):

@@ -10,6 +10,7 @@ from territory_service.api.dependencies import (
     LimitQuery,
     SessionDep,
     set_etag,
+    set_location,
 )
 from territory_service.api.problems import problem_responses
 from territory_service.api.security import RulesRead, RulesWrite
@@ -48,8 +49,7 @@ async def create_ruleset(
 ) -> RuleSet:
     """Create a draft rule set, empty or (`copy_active`) a copy of the active one's rules."""
     ruleset = await service.create_ruleset(session, data=body)
-    set_etag(response, ruleset.version)
-    response.headers["Location"] = f"/v1/rulesets/{ruleset.id}"
+    set_location(response, f"/v1/rulesets/{ruleset.id}", ruleset.version)
     return RuleSet.model_validate(ruleset)
 
 
@@ -127,8 +127,7 @@ async def create_rule(
     """Add a rule to a draft. The condition is checked: unknown fields, operators that do not
     fit the field, and values that do not fit either answer 422 pointing at the predicate."""
     rule = await service.create_rule(session, ruleset_id=ruleset_id, data=body)
-    set_etag(response, rule.version)
-    response.headers["Location"] = f"/v1/rulesets/{ruleset_id}/rules/{rule.id}"
+    set_location(response, f"/v1/rulesets/{ruleset_id}/rules/{rule.id}", rule.version)
     return Rule.model_validate(rule)
 
 
@@ -234,7 +233,7 @@ async def activate_ruleset(
     job = await activation.start_activation(
         session, request.app.state.session_factory, ruleset_id=ruleset_id, principal=principal
     )
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    set_location(response, f"/v1/jobs/{job.id}", job.version)
     return Job.model_validate(job)
 
 
@@ -259,7 +258,7 @@ async def simulate_ruleset(
     job = await simulation.start_simulation(
         session, request.app.state.session_factory, ruleset_id=ruleset_id, principal=principal
     )
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    set_location(response, f"/v1/jobs/{job.id}", job.version)
     return Job.model_validate(job)
 
 

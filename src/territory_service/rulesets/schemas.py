@@ -1,8 +1,8 @@
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from territory_service.rules.ruleset import TiePolicy
 from territory_service.rulesets.conditions import ConditionIn
@@ -10,14 +10,14 @@ from territory_service.rulesets.models import RuleSetState
 from territory_service.schemas import (
     InputModel,
     Name,
+    NotNull,
     OptionalLongText,
     OutputModel,
     PageOut,
     ResourceOut,
-    reject_null,
 )
 
-Priority = Field(ge=-1_000_000, le=1_000_000, description="Lower wins.")
+Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000, description="Lower wins.")]
 
 
 class RuleSetCreate(InputModel):
@@ -33,14 +33,10 @@ class RuleSetCreate(InputModel):
 
 
 class RuleSetUpdate(InputModel):
-    name: Name | None = None
+    name: NotNull[Name] = None
     description: OptionalLongText = None
-    default_territory_id: uuid.UUID | None = None
-    tie_policy: TiePolicy | None = None
-
-    _not_null = field_validator("name", "default_territory_id", "tie_policy", mode="before")(
-        reject_null
-    )
+    default_territory_id: NotNull[uuid.UUID] = None
+    tie_policy: NotNull[TiePolicy] = None
 
 
 class RuleSet(ResourceOut):
@@ -62,7 +58,7 @@ class RuleSetPage(PageOut):
 
 class RuleCreate(InputModel):
     name: Name
-    priority: int = Priority
+    priority: Priority
     condition: ConditionIn
     territory_id: uuid.UUID
     owner_id: uuid.UUID | None = Field(default=None, description="A named account's owner.")
@@ -70,16 +66,12 @@ class RuleCreate(InputModel):
 
 
 class RuleUpdate(InputModel):
-    name: Name | None = None
-    priority: int | None = Priority
-    condition: ConditionIn | None = None
-    territory_id: uuid.UUID | None = None
+    name: NotNull[Name] = None
+    priority: NotNull[Priority] = None
+    condition: NotNull[ConditionIn] = None
+    territory_id: NotNull[uuid.UUID] = None
     owner_id: uuid.UUID | None = None
-    enabled: bool | None = None
-
-    _not_null = field_validator(
-        "name", "priority", "condition", "territory_id", "enabled", mode="before"
-    )(reject_null)
+    enabled: NotNull[bool] = None
 
 
 class Rule(ResourceOut):

@@ -10,6 +10,7 @@ from territory_service.api.dependencies import (
     LimitQuery,
     SessionDep,
     set_etag,
+    set_location,
 )
 from territory_service.api.problems import problem_responses
 from territory_service.api.security import TerritoriesRead, TerritoriesWrite
@@ -38,8 +39,7 @@ async def create_territory(
 ) -> Territory:
     """Create a territory, at the root or below `parent_id`."""
     territory = await service.create_territory(session, data=body, principal=principal)
-    set_etag(response, territory.version)
-    response.headers["Location"] = f"/v1/territories/{territory.id}"
+    set_location(response, f"/v1/territories/{territory.id}", territory.version)
     return Territory.model_validate(territory)
 
 
@@ -177,7 +177,9 @@ async def put_member(
     )
     if created:
         response.status_code = status.HTTP_201_CREATED
-    set_etag(response, member.version)
+        set_location(response, f"/v1/territories/{territory_id}/members/{owner_id}", member.version)
+    else:
+        set_etag(response, member.version)
     return Member.model_validate(member)
 
 

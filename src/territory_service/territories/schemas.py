@@ -1,16 +1,16 @@
 import uuid
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from territory_service.schemas import (
     Capacity,
     InputModel,
     Name,
+    NotNull,
     OptionalCode,
     OptionalLongText,
     PageOut,
     ResourceOut,
-    reject_null,
 )
 from territory_service.territories.models import DistributionStrategy, MemberRole
 
@@ -31,15 +31,13 @@ class TerritoryCreate(InputModel):
 
 
 class TerritoryUpdate(InputModel):
-    name: Name | None = None
+    name: NotNull[Name] = None
     code: OptionalCode = None
     description: OptionalLongText = None
     parent_id: uuid.UUID | None = Field(
         default=None, description="Move the territory; a move that makes a cycle answers 409."
     )
-    strategy: DistributionStrategy | None = None
-
-    _not_null = field_validator("name", "strategy", mode="before")(reject_null)
+    strategy: NotNull[DistributionStrategy] = None
 
 
 class Territory(ResourceOut):

@@ -2,17 +2,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, field_validator
 
-from territory_service.ownership.schemas import Reason
-from territory_service.schemas import InputModel, OutputModel, PageOut, ResourceOut
+from territory_service.schemas import InputModel, OutputModel, PageOut, Reason, ResourceOut
 from territory_service.transfers.models import TransferItemStatus, TransferStatus
 
 MAX_CUSTOMERS = 1000
-
-Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class TransferCreate(InputModel):
@@ -38,7 +34,7 @@ class TransferCreate(InputModel):
 
 
 class TransferDecision(InputModel):
-    note: Note | None = Field(default=None, description="Kept with the decision.")
+    note: Reason | None = Field(default=None, description="Kept with the decision.")
 
 
 class TransferItem(OutputModel):
