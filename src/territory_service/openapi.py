@@ -32,6 +32,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     _declare_idempotency_keys(document, app.routes)
     _declare_refusals(document)
     _declare_response_headers(document)
+    _parameters_are_never_null(document)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem.pop("$defs", {}))
@@ -73,6 +74,21 @@ def _declare_refusals(document: dict[str, Any]) -> None:
             for status, declaration in problem_responses(*statuses).items():
                 responses.setdefault(str(status), declaration)
             operation["responses"] = dict(sorted(responses.items()))
+
+
+def _parameters_are_never_null(document: dict[str, Any]) -> None:
+    """A query or header parameter is text or absent: `Optional` makes FastAPI show a `null`
+    branch, which a client would send as the text "null"."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                branches = [part for part in schema.get("anyOf", []) if part != {"type": "null"}]
+                if len(branches) == 1 and len(schema["anyOf"]) == 2:
+                    del schema["anyOf"]
+                    parameter["schema"] = {**branches[0], **schema}
+                if parameter["schema"].get("default", "") is None:
+                    del parameter["schema"]["default"]
 
 
 def _header(description: str, schema: dict[str, Any], *, required: bool) -> dict[str, Any]:

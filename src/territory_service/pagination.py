@@ -30,7 +30,7 @@ class Page(Generic[T]):
 
 ListKey = uuid.UUID | int
 # Cursors are URL-safe base64 without padding; an integer key is a BIGINT sequence number.
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 _BIGINT = range(-(2**63), 2**63)
 
 

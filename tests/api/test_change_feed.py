@@ -54,7 +54,8 @@ async def test_a_consumer_sees_every_event_once_in_order(
 async def test_a_bad_cursor_is_refused(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/events", params={"after": "nonsense"})
     problem = assert_problem(response, 422, "invalid-cursor")
-    assert problem["errors"][0]["pointer"] == "after"
+    assert problem["errors"][0]["parameter"] == "after"
+    assert problem["errors"][0]["location"] == "query"
 
 
 def event_row(version: int) -> dict[str, Any]:

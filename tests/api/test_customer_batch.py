@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.api.helpers import assert_problem, create_customer, customer_body, list_all
@@ -89,9 +91,9 @@ async def test_batch_item_taking_another_customers_registration_id_fails_alone(
     result = (await client.post("/v1/customers/batch", json={"items": items})).json()
 
     assert [item["status"] for item in result["items"]] == ["error", "error", "created"]
-    assert result["items"][0]["errors"] is None
+    assert [e["pointer"] for e in result["items"][0]["errors"]] == ["#/items/0/registration_id"]
     assert holder["id"] in result["items"][0]["detail"]
-    assert result["items"][1]["errors"][0]["pointer"] == "#/parent_id"
+    assert [e["pointer"] for e in result["items"][1]["errors"]] == ["#/items/1/parent_id"]
 
 
 async def test_batch_size_is_limited(client: httpx.AsyncClient) -> None:
@@ -102,3 +104,71 @@ async def test_batch_size_is_limited(client: httpx.AsyncClient) -> None:
     assert_problem(
         await client.post("/v1/customers/batch", json={"items": []}), 422, "validation-error"
     )
+
+
+def _pointers(result: dict[str, Any]) -> dict[int, list[str]]:
+    """The pointers of each failed item's errors, by the item's index."""
+    return {
+        item["index"]: [error["pointer"] for error in item["errors"]]
+        for item in result["items"]
+        if item["status"] == "error"
+    }
+
+
+async def test_schema_errors_point_into_the_request_at_the_failing_item(
+    client: httpx.AsyncClient,
+) -> None:
+    items: list[Any] = [customer_body() for _ in range(5)]
+    items[1]["colour"] = "red"
+    items[3]["size/weight~kg"] = 3
+    items[4] = "not an object"
+
+    response = await client.post("/v1/customers/batch", json={"items": items})
+
+    assert response.status_code == 200, response.text
+    assert _pointers(response.json()) == {
+        1: ["#/items/1/colour"],
+        3: ["#/items/3/size~1weight~0kg"],
+        4: ["#/items/4"],
+    }
+
+
+async def test_a_missing_parent_points_at_the_items_parent_id_in_the_request(
+    client: httpx.AsyncClient,
+) -> None:
+    items = [customer_body() for _ in range(3)]
+    items[2]["parent_id"] = "01930000-0000-7000-8000-000000000000"
+
+    result = (await client.post("/v1/customers/batch", json={"items": items})).json()
+
+    assert [item["status"] for item in result["items"]] == ["created", "created", "error"]
+    assert _pointers(result) == {2: ["#/items/2/parent_id"]}
+
+
+async def test_a_repeated_key_points_at_the_field_that_makes_the_key(
+    client: httpx.AsyncClient,
+) -> None:
+    survivor = await create_customer(client, external_id="P-S")
+    merged = await create_customer(client, external_id="P-M")
+    merging = await client.post(
+        f"/v1/customers/{survivor['id']}/merge", json={"customer_id": merged["id"]}
+    )
+    assert merging.status_code == 200, merging.text
+    items = [
+        customer_body(external_id="P1", registration_id="91110000600037341L"),
+        customer_body(external_id="P2"),
+        customer_body(external_id="P1"),
+        customer_body(external_id="P3", registration_id="91110000600037341L"),
+        customer_body(external_id="P-S"),
+        customer_body(external_id="P-M"),
+    ]
+
+    result = (await client.post("/v1/customers/batch", json={"items": items})).json()
+
+    assert _pointers(result) == {
+        2: ["#/items/2/external_id"],
+        3: ["#/items/3/registration_id"],
+        5: ["#/items/5/external_id"],
+    }
+    assert "items[0]" in result["items"][2]["errors"][0]["detail"]
+    assert "items[4]" in result["items"][5]["errors"][0]["detail"]

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from territory_service.api.problems import json_pointer, nested_pointer
 from tests.api.helpers import assert_problem
 
 
@@ -71,3 +72,51 @@ async def test_bad_query_parameters_name_the_parameter(client: httpx.AsyncClient
         "location": "query",
         "parameter": "territory_id",
     }
+
+
+async def test_malformed_json_points_at_the_whole_body_and_names_where_decoding_stopped(
+    client: httpx.AsyncClient,
+) -> None:
+    body = b'{"items": [\n  {"source": "crm", "name": }\n]}'
+
+    response = await client.post(
+        "/v1/customers/batch", content=body, headers={"content-type": "application/json"}
+    )
+
+    problem = assert_problem(response, 422, "validation-error")
+    detail = "the body is not valid JSON: Expecting value at line 2, column 29 (character 40)"
+    assert problem["errors"] == [
+        {"detail": detail, "type": "json_invalid", "location": "body", "pointer": "#"}
+    ]
+    assert problem["detail"] == detail
+
+
+async def test_a_body_of_the_wrong_shape_points_at_the_whole_body(
+    client: httpx.AsyncClient,
+) -> None:
+    problem = assert_problem(await client.post("/v1/customers", json=[]), 422, "validation-error")
+    assert [error["pointer"] for error in problem["errors"]] == ["#"]
+
+
+@pytest.mark.parametrize(
+    ("parts", "pointer"),
+    [
+        ((), "#"),
+        (("items", 3, "name"), "#/items/3/name"),
+        (("a/b", "m~n"), "#/a~1b/m~0n"),
+        (("~1",), "#/~01"),
+        (("", "c%d", "e f"), "#//c%25d/e%20f"),
+        (("上海",), "#/%E4%B8%8A%E6%B5%B7"),
+    ],
+)
+def test_json_pointer_escapes_keys_as_rfc_6901_fragments(
+    parts: tuple[str | int, ...], pointer: str
+) -> None:
+    assert json_pointer(*parts) == pointer
+
+
+def test_a_pointer_within_an_item_is_made_absolute_within_the_request() -> None:
+    assert nested_pointer("#/parent_id", "items", 7) == "#/items/7/parent_id"
+    assert nested_pointer("#", "items", 7) == "#/items/7"
+    with pytest.raises(ValueError, match="not a JSON pointer"):
+        nested_pointer("parent_id", "items", 7)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +27,9 @@ class ProblemItem(BaseModel):
 
     detail: str
     pointer: str | None = Field(
-        default=None, description="JSON Pointer into the request body, e.g. `#/items/3/name`."
+        default=None,
+        description="Absolute JSON Pointer (RFC 6901, URI fragment form) into the request body, "
+        "e.g. `#/items/3/name`; `#` is the whole body.",
     )
     parameter: str | None = Field(
         default=None, description="Name of the query, path or header parameter."
@@ -116,23 +119,114 @@ def service_problem(request: Request | None, exc: ServiceError) -> dict[str, Any
     return body
 
 
-def validation_items(errors: Sequence[Any]) -> list[dict[str, Any]]:
-    """Pydantic/FastAPI error entries as problem items pointing at the offending input."""
+# Characters a URI fragment may hold as they are (RFC 3986); `/` is left out, as it separates
+# the reference tokens. Anything else in a token is percent-encoded (RFC 6901, section 6).
+_FRAGMENT_SAFE = "-._~!$&'()*+,;=:@?"
+_REQUEST_LOCATIONS = {"query", "path", "header", "cookie"}
+
+
+def json_pointer(*parts: str | int) -> str:
+    """The absolute JSON Pointer to the value at `parts` of the request body, in URI fragment
+    form: `json_pointer("items", 3, "a/b")` is `#/items/3/a~1b`; no parts is `#`, the body."""
+    tokens = (str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+    return "#" + "".join("/" + quote(token, safe=_FRAGMENT_SAFE) for token in tokens)
+
+
+def nested_pointer(pointer: str, *parts: str | int) -> str:
+    """`pointer`, absolute within the value at `parts` of the request body (as a domain error
+    about one item of a batch points), made absolute within the whole body."""
+    if not pointer.startswith("#"):
+        raise ValueError(f"not a JSON pointer in URI fragment form: {pointer!r}")
+    return json_pointer(*parts) + pointer[1:]
+
+
+def validation_items(errors: Sequence[Any], *, document: object = None) -> list[dict[str, Any]]:
+    """A request's validation errors (FastAPI's, whose `loc` starts with where the value was
+    sent) as problem items; `document` is the request body as it was decoded, if it was."""
     items = []
     for error in errors:
         location, *path = error.get("loc", ()) or ("body",)
-        item: dict[str, Any] = {"detail": error.get("msg", "invalid"), "type": error.get("type")}
-        if location == "body":
-            item["location"] = "body"
-            item["pointer"] = "#/" + "/".join(str(part) for part in path)
-        elif location in {"query", "path", "header", "cookie"}:
-            item["location"] = location
-            item["parameter"] = ".".join(str(part) for part in path)
+        if error.get("type") == "json_invalid":
+            items.append(_malformed_json_item(error, document))
+        elif location in _REQUEST_LOCATIONS:
+            items.append(
+                {
+                    "detail": error.get("msg", "invalid"),
+                    "type": error.get("type"),
+                    "location": location,
+                    "parameter": ".".join(str(part) for part in path),
+                }
+            )
         else:
-            item["location"] = "body"
-            item["pointer"] = "#/" + "/".join(str(part) for part in (location, *path))
-        items.append(item)
+            # A body value's `loc` starts with "body" (FastAPI); anything else is a model's own.
+            within: Sequence[Any] = path if location == "body" else (location, *path)
+            items.extend(body_validation_items([error | {"loc": within}], document=document))
     return items
+
+
+def body_validation_items(
+    errors: Sequence[Any], *, at: Sequence[str | int] = (), document: object = None
+) -> list[dict[str, Any]]:
+    """Pydantic's errors about `document`, the value at `at` of the request body (their `loc`
+    counts from that value), as problem items with absolute pointers."""
+    return [
+        {
+            "detail": error.get("msg", "invalid"),
+            "type": error.get("type"),
+            "location": "body",
+            "pointer": json_pointer(*at, *_places(error.get("loc", ()), document)),
+        }
+        for error in errors
+    ]
+
+
+def _places(loc: Sequence[str | int], document: object) -> list[str | int]:
+    """The parts of `loc` that name places in `document`. Pydantic also puts the member of a
+    union it tried in `loc` (a discriminator's value such as `lte`, or a type's name): a key
+    that the object at that point does not have is such a label, unless it is the last part
+    (a missing field). Without the document, `loc` is taken as it is."""
+    if not isinstance(document, dict | list):
+        return list(loc)
+    places: list[str | int] = []
+    value: object = document
+    for position, part in enumerate(loc):
+        last = position == len(loc) - 1
+        if isinstance(value, dict) and isinstance(part, str):
+            if part in value:
+                places.append(part)
+                value = value[part]
+            elif last:
+                places.append(part)
+        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            places.append(part)
+            value = value[part]
+        elif not isinstance(value, dict | list):
+            continue  # a label below a scalar value: the error is about the value itself
+        else:
+            return places + list(loc[position:])
+    return places
+
+
+def _malformed_json_item(error: dict[str, Any], document: object) -> dict[str, Any]:
+    """The body is no JSON at all, so no pointer can name a place in it: the item points at the
+    whole body and the detail says where decoding stopped (FastAPI gives the character index
+    in `loc`, which is no JSON pointer)."""
+    loc = tuple(error.get("loc", ()))
+    position = loc[-1] if loc and isinstance(loc[-1], int) else None
+    reason = (error.get("ctx") or {}).get("error") or error.get("msg", "invalid JSON")
+    where = ""
+    if position is not None:
+        where = f" at character {position}"
+        if isinstance(document, str):
+            line = document.count("\n", 0, position) + 1
+            column = position - document.rfind("\n", 0, position)
+            where = f" at line {line}, column {column} (character {position})"
+    return {
+        "detail": f"the body is not valid JSON: {reason}{where}",
+        "type": "json_invalid",
+        "location": "body",
+        "pointer": json_pointer(),
+    }
 
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
@@ -147,14 +241,15 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    items = validation_items(exc.errors())
+    items = validation_items(exc.errors(), document=exc.body)
     where = ", ".join(item.get("pointer") or item.get("parameter") or "" for item in items[:5])
+    malformed = [item["detail"] for item in items if item["type"] == "json_invalid"]
     return problem_response(
         request,
         status=422,
         slug="validation-error",
         title="Request failed validation",
-        detail=f"{len(items)} invalid value(s): {where}",
+        detail=malformed[0] if malformed else f"{len(items)} invalid value(s): {where}",
         errors=items,
     )
 

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from territory_service.api.problems import validation_items
+from territory_service.api.problems import body_validation_items, json_pointer, nested_pointer
 from territory_service.customers.duplicates import detect_duplicates
 from territory_service.customers.models import Customer
 from territory_service.customers.repository import CustomerRepository
@@ -50,10 +50,38 @@ class _Plan:
     results: dict[int, BatchItemResult] = field(default_factory=dict)
     valid: list[tuple[int, CustomerCreate]] = field(default_factory=list)
 
-    def fail(self, index: int, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
+    def fail(self, index: int, detail: str, errors: list[dict[str, Any]]) -> None:
+        """Record a failed item; `errors` point into the request body (`#/items/{index}/...`)."""
         self.results[index] = BatchItemResult.model_validate(
             {"index": index, "status": BatchItemStatus.ERROR, "detail": detail, "errors": errors}
         )
+
+    def repeated(self, index: int, field: str, detail: str) -> None:
+        """Fail an item whose unique key repeats an earlier item's; `field` makes the key."""
+        self.fail(index, detail, [{"pointer": _item_pointer(index, field), "detail": detail}])
+
+    def refused(self, index: int, exc: ServiceError) -> None:
+        """Fail an item the domain refused. The error points within the item, as it would for
+        a single create; the batch answer points within the whole request."""
+        errors = [
+            error | {"pointer": _within_request(error.get("pointer"), index)}
+            for error in exc.extensions.get("errors") or ()
+        ]
+        if not errors:
+            field = exc.extensions.get("field")
+            where = _item_pointer(index, field) if isinstance(field, str) else _item_pointer(index)
+            errors = [{"pointer": where, "detail": exc.detail}]
+        self.fail(index, exc.detail, errors)
+
+
+def _item_pointer(index: int, *parts: str | int) -> str:
+    return json_pointer("items", index, *parts)
+
+
+def _within_request(pointer: object, index: int) -> str:
+    if isinstance(pointer, str) and pointer.startswith("#"):
+        return nested_pointer(pointer, "items", index)
+    return _item_pointer(index)
 
 
 def _validate(items: list[Any]) -> _Plan:
@@ -64,19 +92,20 @@ def _validate(items: list[Any]) -> _Plan:
         try:
             data = CustomerCreate.model_validate(raw)
         except ValidationError as exc:
-            errors = validation_items(exc.errors(include_url=False))
-            for error in errors:
-                error["pointer"] = f"#/items/{index}" + error["pointer"][1:]
+            errors = body_validation_items(
+                exc.errors(include_url=False), at=("items", index), document=raw
+            )
             plan.fail(index, "invalid item", errors)
             continue
         key = (data.source, data.external_id)
         if key in first_with_key:
-            plan.fail(index, f"same source and external_id as items[{first_with_key[key]}]")
+            earlier = first_with_key[key]
+            plan.repeated(index, "external_id", f"same source and external_id as items[{earlier}]")
             continue
         registration = data.registration_id
         if registration is not None and registration in first_with_registration:
             earlier = first_with_registration[registration]
-            plan.fail(index, f"same registration_id as items[{earlier}]")
+            plan.repeated(index, "registration_id", f"same registration_id as items[{earlier}]")
             continue
         first_with_key[key] = index
         if registration is not None:
@@ -140,12 +169,15 @@ async def _upsert_once(
             current = state.existing.get((data.source, data.external_id))
             if current is not None and current.id in item_of:
                 # Two keys of one customer: its own and one it took over in a merge.
-                plan.fail(index, f"same customer as items[{item_of[current.id]}] (merged ids)")
+                earlier = item_of[current.id]
+                plan.repeated(
+                    index, "external_id", f"same customer as items[{earlier}] (merged ids)"
+                )
                 continue
             try:
                 outcome, customer, fields = await _apply(repository, data, current, state)
             except ServiceError as exc:
-                plan.fail(index, exc.detail, exc.extensions.get("errors"))
+                plan.refused(index, exc)
                 continue
             item_of[customer.id] = index
             touched.append((index, customer, outcome))

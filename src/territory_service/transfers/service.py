@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from territory_service.api.problems import json_pointer
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.repository import CustomerRepository
 from territory_service.db import utcnow
@@ -138,7 +139,7 @@ async def request_transfer(
 
 
 def _item_error(index: int, detail: str) -> dict[str, Any]:
-    return {"pointer": f"#/customer_ids/{index}", "detail": detail}
+    return {"pointer": json_pointer("customer_ids", index), "detail": detail}
 
 
 async def get_transfer(
