@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     _declare_refusals(document)
     _declare_response_headers(document)
     _parameters_are_never_null(document)
+    _declare_links(document)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem.pop("$defs", {}))
@@ -74,6 +76,37 @@ def _declare_refusals(document: dict[str, Any]) -> None:
             for status, declaration in problem_responses(*statuses).items():
                 responses.setdefault(str(status), declaration)
             operation["responses"] = dict(sorted(responses.items()))
+
+
+def _declare_links(document: dict[str, Any]) -> None:
+    """OpenAPI links, so tools and people can follow the flows: the `id` a 201 answers is the
+    path parameter of every operation below the collection it was created in (create a
+    customer → read it, its ownership, its explanation; create a transfer → approve it), and
+    the job a 202 answers is read at `/v1/jobs/{job_id}`."""
+    paths = document["paths"]
+    for path, operations in paths.items():
+        for operation in operations.values():
+            responses = operation["responses"]
+            for status, below in (("201", path), ("202", "/v1/jobs")):
+                if status not in responses:
+                    continue
+                links = responses[status].setdefault("links", {})
+                for target, target_operations in paths.items():
+                    created = re.match(re.escape(below) + r"/\{(\w+)\}", target)
+                    if created is None:
+                        continue
+                    for linked in target_operations.values():
+                        parameters = {
+                            name: f"$request.path.{name}"
+                            for name in re.findall(r"\{(\w+)\}", path)
+                            if "{" + name + "}" in target
+                        } | {created.group(1): "$response.body#/id"}
+                        links[linked["operationId"]] = {
+                            "operationId": linked["operationId"],
+                            "parameters": parameters,
+                        }
+                if not links:
+                    del responses[status]["links"]
 
 
 def _parameters_are_never_null(document: dict[str, Any]) -> None:

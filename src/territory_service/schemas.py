@@ -55,8 +55,12 @@ BlankIsNone = BeforeValidator(_blank_to_none)
 
 # Text a database column can hold: PostgreSQL's text refuses U+0000, and a lone surrogate is not
 # Unicode at all (SQLite would store both). Every request string carries this pattern, or one that
-# implies it, so the schema says what the server refuses.
+# implies it, so the schema says what the server refuses. (A lone surrogate can only arrive as a
+# `\\uD800` escape in JSON, never as UTF-8; it is refused too, and the descriptions say so, but
+# is left out of the pattern, which generators cannot take with surrogate ranges.)
 STORABLE_TEXT = r"^[^\x00]*$"
+# The same, for text that is trimmed and must keep a character: not blank.
+VISIBLE_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
 
 def _storable(value: str) -> str:
@@ -70,7 +74,11 @@ def _storable(value: str) -> str:
 
 
 class _Storable:
-    """Marks a string type as storable text: checked, and `STORABLE_TEXT` in its JSON schema."""
+    """Marks a string type as storable text: checked, and its pattern in the JSON schema
+    (`VISIBLE_TEXT` for a trimmed string that must not be blank, which the trimming checks)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -81,11 +89,12 @@ class _Storable:
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         json_schema = handler(schema)
-        json_schema.setdefault("pattern", STORABLE_TEXT)
+        json_schema.setdefault("pattern", self.pattern)
         return json_schema
 
 
-Storable = _Storable()
+Storable = _Storable(STORABLE_TEXT)
+NotBlank = _Storable(VISIBLE_TEXT)
 StorableText = Annotated[str, Storable]
 
 
@@ -103,25 +112,25 @@ class _OnlyListedKeys:
 OnlyListedKeys = _OnlyListedKeys()
 
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NotBlank
 ]
 ExternalId = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), Storable
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), NotBlank
 ]
 ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Storable
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NotBlank
 ]
 LongText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), Storable
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), NotBlank
 ]
 Reason = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), Storable
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NotBlank
 ]
 Tag = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Storable
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NotBlank
 ]
 Tier = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), Storable
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), NotBlank
 ]
 Email = Annotated[
     str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import schemathesis
 from schemathesis import CheckContext, Response
@@ -17,7 +18,7 @@ class SchemaSaysTooLittle(Failure):
 
 
 @schemathesis.check
-def valid_request_passes_validation(ctx: CheckContext, response: Response, case: Case) -> bool:
+def valid_request_passes_validation(ctx: CheckContext, response: Response, case: Case[Any]) -> bool:
     """A schema-valid request may be refused for a business rule (412, a 422 of another problem
     type), never as malformed (400) or invalid (422 `validation-error`): that refusal the
     document could have said, so a generated client could not have built the request."""

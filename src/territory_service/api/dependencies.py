@@ -24,8 +24,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 _ENTITY_TAG = re.compile(r'^\s*(?:W/)?"(\d{1,10})"\s*$')
-# What `parse_if_match` takes, for the document: "*" or a list of entity tags.
-IF_MATCH_PATTERN = r'^\s*(\*|(W/)?"[0-9]{1,10}"(\s*,\s*(W/)?"[0-9]{1,10}")*)\s*$'
+# For the document: "*" or a list of entity tags (`parse_if_match` also takes spaces around and
+# weak tags, which no client needs to send).
+IF_MATCH_PATTERN = r'^(\*|"[0-9]{1,10}"(, "[0-9]{1,10}")*)$'
 
 
 def parse_if_match(value: str) -> ExpectedVersion:

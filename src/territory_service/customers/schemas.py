@@ -20,6 +20,7 @@ from territory_service.schemas import (
     ExternalId,
     InputModel,
     Name,
+    NotBlank,
     NotNull,
     Number,
     OneError,
@@ -79,7 +80,7 @@ RegistrationId = Annotated[
     ),
 ]
 Source = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Storable
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NotBlank
 ]
 Employees = Annotated[int, Field(ge=0, le=100_000_000)]
 Revenue = Annotated[float, Field(ge=0, le=1e16, allow_inf_nan=False)]

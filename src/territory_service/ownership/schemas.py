@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from territory_service.customers.schemas import CustomerOwnership
 from territory_service.ownership.models import OwnershipSource
@@ -19,6 +19,16 @@ class OwnershipOut(CustomerOwnership, SentWithETag):
 
 class OwnershipAssign(InputModel):
     """Who owns the customer from now on; the ownership is locked (rules no longer move it)."""
+
+    # `_names_a_target`, as the schema says it: at least one of the two is a UUID.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("territory_id", "owner_id")
+            ]
+        }
+    )
 
     territory_id: uuid.UUID | None = Field(
         default=None, description="Default: the current territory."
