@@ -30,6 +30,11 @@ class InputModel(BaseModel):
         return self.model_dump(include=self.model_fields_set)
 
 
+def examples(*values: dict[str, Any]) -> ConfigDict:
+    """A request body's examples, shown in the document (and checked against the model)."""
+    return ConfigDict(json_schema_extra={"examples": list(values)})
+
+
 class OutputModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -327,3 +327,18 @@ async def test_every_operation_with_a_body_declares_the_400_for_bytes_that_are_n
             sent += 1
             assert response.status_code == 400, (method, path, response.text)
     assert sent > 20
+
+
+def test_every_request_example_is_a_request_the_server_takes(app: FastAPI) -> None:
+    from territory_service.schemas import InputModel
+
+    def models(base: type[InputModel]) -> list[type[InputModel]]:
+        return [base, *(m for sub in base.__subclasses__() for m in models(sub))]
+
+    by_name = {model.__name__: model for model in models(InputModel)}
+    checked = 0
+    for name, schema in app.openapi()["components"]["schemas"].items():
+        for example in schema.get("examples", []) if name in by_name else []:
+            by_name[name].model_validate(example)
+            checked += 1
+    assert checked >= 8

@@ -58,7 +58,7 @@ async def test_hand_over_to_a_named_owner_then_deactivate(
     job = await hand_over(client, leaving, to_owner_id=staying)
 
     assert job["kind"] == "handover"
-    assert job["result"] == {"moved": len(held), "to_pool": 0}
+    assert job["result"] == {"kind": "handover", "moved": len(held), "to_pool": 0}
     assert (job["total"], job["done"]) == (len(held), len(held))
     assert set(await owners_of(client, ids)) == {staying}
     kept = (await client.get(f"/v1/customers/{held[0]}/ownership")).json()
@@ -120,7 +120,7 @@ async def test_without_a_target_each_territory_strategy_decides_or_the_pool_take
 
     job = await hand_over(client, leaving["id"])
 
-    assert job["result"] == {"moved": 6, "to_pool": 2}
+    assert job["result"] == {"kind": "handover", "moved": 6, "to_pool": 2}
     spread = await owners_of(client, east_ids)
     assert set(spread) == {a["id"], b["id"]}  # round robin deals them out to both
     assert await owners_of(client, west_ids) == [None, None]

@@ -29,7 +29,7 @@ async def test_activation_resolves_every_customer_and_a_rerun_changes_nothing(
 
     job = await activate(client, regions["ruleset"])
 
-    assert job["result"] == {"customers": 3, "changed": 3}
+    assert job["result"] == {"kind": "activation", "customers": 3, "changed": 3}
     owned = {c["id"]: c["ownership"] for c in await list_all(client, "/v1/customers")}
     assert owned[shanghai["id"]]["territory_id"] == regions["east"]["id"]
     assert owned[shanghai["id"]]["owner_id"] in regions["owners"]
@@ -47,7 +47,7 @@ async def test_activation_resolves_every_customer_and_a_rerun_changes_nothing(
 
     again = await activate(client, regions["ruleset"])
 
-    assert again["result"] == {"customers": 3, "changed": 0}
+    assert again["result"] == {"kind": "activation", "customers": 3, "changed": 0}
     assert len((await client.get(f"/v1/customers/{shanghai['id']}/history")).json()["items"]) == 1
 
 

@@ -33,6 +33,7 @@ from territory_service.schemas import (
     Storable,
     Tag,
     Tier,
+    examples,
 )
 
 MAX_TAGS = 50
@@ -119,6 +120,22 @@ class CustomerFacts(InputModel):
 
 
 class CustomerCreate(CustomerFacts):
+    model_config = examples(
+        {
+            "source": "crm-east",
+            "external_id": "A-10023",
+            "name": "上海华东机械有限公司",
+            "province": "上海",
+            "city": "上海",
+            "industry": "manufacturing",
+            "employees": 320,
+            "tier": "A",
+            "tags": ["key-account"],
+            "attributes": {"channel": "partner", "amount": 1200000},
+            "registration_id": "91310000MA1K4XXXXX",
+        }
+    )
+
     source: Source = Field(description="Which CRM the record comes from.")
     external_id: ExternalId = Field(description="The CRM's own id; unique within `source`.")
     name: Name
@@ -128,6 +145,8 @@ class CustomerCreate(CustomerFacts):
 
 class CustomerUpdate(CustomerFacts):
     """Only the fields sent change; `null` clears an optional fact."""
+
+    model_config = examples({"employees": 450, "tier": "A"}, {"industry": None})
 
     name: NotNull[Name] = None
     tags: NotNull[Tags] = None

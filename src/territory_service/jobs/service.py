@@ -44,6 +44,11 @@ async def report(
     async with session_factory() as session, transaction(session, resource="job"):
         repository = JobRepository(session)
         job = await repository.get_or_raise(job_id, for_update=True)
+        # A known total grows with work found meanwhile (customers added during the run), so
+        # that `done` never passes it.
+        total = changes.get("total", job.total)
+        if total and changes.get("done", 0) > total:
+            changes = changes | {"total": changes["done"]}
         await repository.update(job, changes | {"updated_at": utcnow()})
 
 
@@ -66,13 +71,31 @@ async def run(
             finished_at=utcnow(),
         )
         return
-    await report(
-        session_factory,
-        job_id,
-        status=JobStatus.SUCCEEDED,
-        result=result,
-        finished_at=utcnow(),
-    )
+    await succeed(session_factory, job_id, result)
+
+
+async def succeed(
+    session_factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID, result: dict[str, Any]
+) -> None:
+    """End the job as succeeded with its progress complete: `done == total`, whatever the work
+    last reported. (Customers added meanwhile may have made `done` outgrow the `total` counted
+    at the start, and work that cannot count ahead reports no `total` at all.)"""
+    async with session_factory() as session, transaction(session, resource="job"):
+        repository = JobRepository(session)
+        job = await repository.get_or_raise(job_id, for_update=True)
+        total = max(job.total, job.done)
+        now = utcnow()
+        await repository.update(
+            job,
+            {
+                "status": JobStatus.SUCCEEDED,
+                "result": result,
+                "total": total,
+                "done": total,
+                "finished_at": now,
+                "updated_at": now,
+            },
+        )
 
 
 def start(

@@ -12,10 +12,15 @@ from territory_service.schemas import (
     PageOut,
     Reason,
     ResourceOut,
+    examples,
 )
 
 
 class OwnerCreate(InputModel):
+    model_config = examples(
+        {"external_id": "u-1024", "name": "张伟", "email": "zhang.wei@example.com"}
+    )
+
     external_id: ExternalId = Field(description="The CRM's user id; unique.")
     name: Name
     email: OptionalEmail = None

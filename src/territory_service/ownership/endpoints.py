@@ -72,7 +72,8 @@ async def assign_ownership(
     """Assign the customer by hand to an owner (an active member of the territory) or to a
     territory's pool, and lock it there: rules no longer move it (a `locked_drift` conflict is
     logged when they disagree). Needs `If-Match` with the ownership's ETag: 428 without, 412
-    when it changed. The territory defaults to the current one."""
+    when it changed. The territory defaults to the current one; give `owner_id`,
+    `territory_id` or both (422 `validation-error` when neither)."""
     ownership = await assignment.assign_manually(
         session,
         customer_id=customer_id,

@@ -2,13 +2,19 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from territory_service.customers.schemas import CustomerOwnership
 from territory_service.ownership.models import OwnershipSource
-from territory_service.schemas import InputModel, OutputModel, PageOut, Reason, SentWithETag
+from territory_service.schemas import (
+    InputModel,
+    OutputModel,
+    PageOut,
+    Reason,
+    SentWithETag,
+    examples,
+)
 
 
 class OwnershipOut(CustomerOwnership, SentWithETag):
@@ -17,17 +23,21 @@ class OwnershipOut(CustomerOwnership, SentWithETag):
     ruleset_version: int | None
 
 
+# A rule across two fields that JSON Schema could say only with an `anyOf` of required sets,
+# which client generators turn into one class per branch that drops the other fields.
+NEEDS_A_TARGET = "give owner_id, territory_id, or both"
+
+
 class OwnershipAssign(InputModel):
     """Who owns the customer from now on; the ownership is locked (rules no longer move it)."""
 
-    # `_names_a_target`, as the schema says it: at least one of the two is a UUID.
-    model_config = ConfigDict(
-        json_schema_extra={
-            "anyOf": [
-                {"required": [name], "properties": {name: {"type": "string"}}}
-                for name in ("territory_id", "owner_id")
-            ]
-        }
+    model_config = examples(
+        {"owner_id": "0191d5a8-5b21-7d44-8c0f-6e2b1a9d4c77", "reason": "客户要求更换对接人"},
+        {
+            "territory_id": "0191d5a8-4f6e-7c3a-9b1e-2a7f5c3d9e10",
+            "owner_id": None,
+            "reason": "退回华东公海",
+        },
     )
 
     territory_id: uuid.UUID | None = Field(
@@ -42,7 +52,7 @@ class OwnershipAssign(InputModel):
     @model_validator(mode="after")
     def _names_a_target(self) -> OwnershipAssign:
         if self.territory_id is None and self.owner_id is None:
-            raise ValueError("give owner_id, territory_id, or both")
+            raise ValueError(NEEDS_A_TARGET)
         return self
 
 
@@ -81,12 +91,25 @@ class RuleMatch(OutputModel):
     owner_id: uuid.UUID | None
 
 
+class TraceData(OutputModel):
+    """The ids a step names; which are set depends on the step."""
+
+    rule_id: uuid.UUID | None = Field(default=None, description="`rules`: the winning rule.")
+    tied: list[uuid.UUID] | None = Field(
+        default=None, description="`rules`: the other rules tied with the winner."
+    )
+    owner_id: uuid.UUID | None = Field(default=None, description="`strategy`: the owner chosen.")
+    group_root_id: uuid.UUID | None = Field(
+        default=None, description="`group`: the group company followed."
+    )
+
+
 class TraceStep(OutputModel):
     step: str = Field(
         description="lock, group, rules, tie, no_match, named_owner, stability, strategy or pool"
     )
     detail: str
-    data: dict[str, Any]
+    data: TraceData
 
 
 class Decision(OutputModel):

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from territory_service.api.problems import Problem
 from territory_service.customers.schemas import Customer, UTCTimestamp
 from territory_service.schemas import (
     InputModel,
@@ -102,7 +103,7 @@ class ClaimResult(OutputModel):
     customer_id: uuid.UUID
     status: int = Field(description="200 when claimed, else the problem's status.")
     version: int | None = Field(description="The ownership version the claim wrote.")
-    problem: dict[str, object] | None = Field(description="Why the claim failed.")
+    problem: Problem | None = Field(description="Why the claim failed (null when claimed).")
 
 
 class BatchClaimResult(OutputModel):

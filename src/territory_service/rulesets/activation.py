@@ -173,6 +173,8 @@ async def re_resolve_all(
                 await write(batch)
             if writing is not None:
                 changed += await writing
+                if progress is not None:
+                    await progress(done=done)
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()

@@ -12,12 +12,20 @@ from typing import Annotated, Literal
 from pydantic import Field, StrictBool, StringConstraints
 
 from territory_service.rules import conditions as engine
-from territory_service.schemas import NUMBER_RANGE, InputModel, Number, OneError, Storable, Tag
+from territory_service.schemas import (
+    NUMBER_RANGE,
+    InputModel,
+    NotBlank,
+    Number,
+    OneError,
+    Storable,
+    Tag,
+)
 
 FieldName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=80),
-    Storable,
+    NotBlank,
     Field(
         description="A customer fact (`province`, `employees`, `tags`, ...) or `attributes.<key>`."
     ),
@@ -68,7 +76,7 @@ class Between(InputModel):
 class StartsWith(InputModel):
     field: FieldName
     op: Literal["starts_with"]
-    value: Annotated[str, StringConstraints(min_length=1, max_length=engine.MAX_TEXT), Storable]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=engine.MAX_TEXT), NotBlank]
 
 
 class TagTest(InputModel):

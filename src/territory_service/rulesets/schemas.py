@@ -15,12 +15,17 @@ from territory_service.schemas import (
     OutputModel,
     PageOut,
     ResourceOut,
+    examples,
 )
 
 Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000, description="Lower wins.")]
 
 
 class RuleSetCreate(InputModel):
+    model_config = examples(
+        {"name": "2027 划分", "default_territory_id": "0191d5a8-4f6e-7c3a-9b1e-2a7f5c3d9e10"}
+    )
+
     name: Name
     description: OptionalLongText = None
     default_territory_id: uuid.UUID = Field(
@@ -57,6 +62,24 @@ class RuleSetPage(PageOut):
 
 
 class RuleCreate(InputModel):
+    model_config = examples(
+        {
+            "name": "华东制造业",
+            "priority": 10,
+            "condition": {
+                "any_of": [
+                    {
+                        "all_of": [
+                            {"field": "province", "op": "in", "value": ["上海", "江苏", "浙江"]},
+                            {"field": "industry", "op": "eq", "value": "manufacturing"},
+                        ]
+                    }
+                ]
+            },
+            "territory_id": "0191d5a8-4f6e-7c3a-9b1e-2a7f5c3d9e10",
+        }
+    )
+
     name: Name
     priority: Priority
     condition: ConditionIn
@@ -79,7 +102,7 @@ class Rule(ResourceOut):
     ruleset_id: uuid.UUID
     name: str
     priority: int
-    condition: dict[str, Any]
+    condition: ConditionIn = Field(description="As it was given: the same shape as on input.")
     territory_id: uuid.UUID
     owner_id: uuid.UUID | None
     enabled: bool

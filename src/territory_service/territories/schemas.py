@@ -11,6 +11,7 @@ from territory_service.schemas import (
     OptionalLongText,
     PageOut,
     ResourceOut,
+    examples,
 )
 from territory_service.territories.models import DistributionStrategy, MemberRole
 
@@ -20,6 +21,15 @@ Weight = Field(
 
 
 class TerritoryCreate(InputModel):
+    model_config = examples(
+        {
+            "name": "华东",
+            "code": "CN-EAST",
+            "parent_id": "0191d5a8-4f6e-7c3a-9b1e-2a7f5c3d9e10",
+            "strategy": "round_robin",
+        }
+    )
+
     name: Name
     code: OptionalCode = Field(default=None, description="Your own unique key, e.g. `CN-EAST`.")
     description: OptionalLongText = None

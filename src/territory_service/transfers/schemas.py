@@ -5,7 +5,14 @@ import uuid
 
 from pydantic import Field, field_validator
 
-from territory_service.schemas import InputModel, OutputModel, PageOut, Reason, ResourceOut
+from territory_service.schemas import (
+    InputModel,
+    OutputModel,
+    PageOut,
+    Reason,
+    ResourceOut,
+    examples,
+)
 from territory_service.transfers.models import TransferItemStatus, TransferStatus
 
 MAX_CUSTOMERS = 1000
@@ -13,6 +20,14 @@ MAX_CUSTOMERS = 1000
 
 class TransferCreate(InputModel):
     """Move customers to another owner once an approver agrees (归属变更)."""
+
+    model_config = examples(
+        {
+            "customer_ids": ["0191d5a8-6c90-7a12-a3d5-9f1e7b2c8d01"],
+            "to_owner_id": "0191d5a8-5b21-7d44-8c0f-6e2b1a9d4c77",
+            "reason": "区域调整",
+        }
+    )
 
     customer_ids: list[uuid.UUID] = Field(
         min_length=1, max_length=MAX_CUSTOMERS, description="1 to 1,000 distinct customers."
