@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
+import hypothesis
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -38,6 +39,12 @@ POSTGRESQL_ONLY = pytest.mark.parametrize(
     "database_url", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Hypothesis: no per-example deadline for any property test. How long an example takes depends
+# on the machine and on what else a full run is doing, so a deadline fails for timing, not for
+# a bug; each property test instead keeps its own max_examples to what the layer can afford.
+hypothesis.settings.register_profile("territory", deadline=None)
+hypothesis.settings.load_profile("territory")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -55,9 +55,34 @@ async def deactivate(client: httpx.AsyncClient, owner_id: str) -> httpx.Response
     return await client.patch(f"/v1/owners/{owner_id}", json={"active": False})
 
 
+# How often, and how many times, to look for the waiting statement before giving up. A bound on
+# the search, not a claim about speed: the waiter is normally seen on the first few looks.
+POLL_SECONDS, POLLS = 0.01, 3000
+
+
+async def until_waiting_on_an_owner_lock(app: FastAPI, task: asyncio.Task[Any]) -> None:
+    """Return once PostgreSQL shows a statement on `owners` blocked on a lock that another
+    session holds; fail if `task` finishes first (it did not wait) or it never shows."""
+    blocked = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0"
+        " AND query ILIKE '%owners%'"
+    )
+    async with app.state.engine.connect() as connection:
+        for _ in range(POLLS):
+            assert not task.done(), "the deactivation finished without waiting for the lock"
+            if await connection.scalar(blocked):
+                return
+            await connection.rollback()  # a fresh snapshot of pg_stat_activity each look
+            await asyncio.sleep(POLL_SECONDS)
+    pytest.fail("the deactivation never waited on a lock on the owner")
+
+
 async def test_deactivating_the_heir_of_a_running_hand_over_waits_and_is_refused(
     client: httpx.AsyncClient,
     pool: dict[str, Any],
+    app: FastAPI,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     customers = [(await create_customer(client, province="上海"))["id"] for _ in range(2)]
@@ -72,9 +97,10 @@ async def test_deactivating_the_heir_of_a_running_hand_over_waits_and_is_refused
     )
     await reached.wait()  # the chunk has chosen the heir and holds its lock on them
     refusal = asyncio.create_task(deactivate(client, heir))
-    await asyncio.sleep(0.3)
-    assert not refusal.done()  # the deactivation waits for the hand-over
-    gate.set()
+    try:
+        await until_waiting_on_an_owner_lock(app, refusal)  # it waits for the hand-over
+    finally:
+        gate.set()
     await jobs.wait_for_all()
 
     assert_problem(await refusal, 409, "still-referenced")
@@ -89,6 +115,7 @@ async def test_deactivating_the_heir_of_a_running_hand_over_waits_and_is_refused
 async def test_deactivating_the_only_member_while_a_customer_resolves_to_them(
     client: httpx.AsyncClient,
     pool: dict[str, Any],
+    app: FastAPI,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     east = pool["east"]
@@ -102,8 +129,10 @@ async def test_deactivating_the_only_member_while_a_customer_resolves_to_them(
     creating = asyncio.create_task(create_customer(client, province="上海"))
     await reached.wait()
     refusal = asyncio.create_task(deactivate(client, only))
-    await asyncio.sleep(0.3)
-    gate.set()
+    try:
+        await until_waiting_on_an_owner_lock(app, refusal)
+    finally:
+        gate.set()
     created = await creating
 
     assert created["ownership"]["owner_id"] == only

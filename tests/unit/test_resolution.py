@@ -113,6 +113,15 @@ def test_a_tie_between_different_targets_follows_the_tie_policy_and_is_logged(
     assert set(conflict.rule_ids) == {first.id, second.id}
 
 
+def test_a_first_created_tie_goes_to_the_earliest_created_rule_not_the_smallest_id() -> None:
+    later = Rule(uuid.UUID(int=1), "later", 10, where("province", Op.EQ, "上海"), SOUTH, position=2)
+    earlier = Rule(
+        uuid.UUID(int=2), "earlier", 10, where("tags", Op.CONTAINS_NONE, ["x"]), EAST, position=1
+    )
+    decision = resolve(ruleset(later, earlier), SHANGHAI, Situation(CUSTOMER), STAFFED, Load())
+    assert (decision.territory_id, decision.rule_id) == (EAST, earlier.id)
+
+
 def test_same_priority_rules_with_the_same_target_are_no_conflict() -> None:
     again = rule(2, where("tags", Op.CONTAINS_NONE, ["x"]), EAST)
     decision = resolve(ruleset(EAST_RULE, again), SHANGHAI, Situation(CUSTOMER), STAFFED, Load())

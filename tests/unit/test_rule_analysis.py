@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from territory_service.rules.analysis import analyse, covers, overlap_example, satisfiable
 from territory_service.rules.conditions import Clause, Condition, Op, Predicate, condition_holds
 from territory_service.rules.ruleset import Rule, RuleSetSpec
-from tests.unit.rules_strategies import clauses, conditions, customer_facts
+from tests.unit.rules_strategies import clauses, conditions, customers_for
 
 T1, T2 = uuid.UUID(int=1), uuid.UUID(int=2)
 
@@ -20,26 +20,27 @@ def rule(n: int, condition: Condition, priority: int = 1, territory: uuid.UUID =
     return Rule(uuid.UUID(int=n), f"r{n}", priority, condition, territory, position=n)
 
 
-@settings(max_examples=1500)
-@given(clauses, customer_facts())
+@settings(max_examples=600)
+@given(clauses, st.data())
 def test_a_clause_called_unsatisfiable_matches_no_customer(
-    clause: Clause, facts: dict[str, Any]
+    clause: Clause, data: st.DataObject
 ) -> None:
-    if all(p_holds(p, facts) for p in clause.predicates):
-        assert satisfiable(clause)
+    for facts in data.draw(customers_for(Condition((clause,)), max_size=5)):
+        if all(p_holds(p, facts) for p in clause.predicates):
+            assert satisfiable(clause)
 
 
 def p_holds(predicate: Predicate, facts: dict[str, Any]) -> bool:
     return condition_holds(Condition((Clause((predicate,)),)), facts)
 
 
-@settings(max_examples=1000)
-@given(conditions, conditions, st.lists(customer_facts(), min_size=1, max_size=10))
+@settings(max_examples=600)
+@given(conditions, conditions, st.data())
 def test_a_covered_rule_matches_only_customers_its_cover_matches(
-    strong: Condition, weak: Condition, customers: list[dict[str, Any]]
+    strong: Condition, weak: Condition, data: st.DataObject
 ) -> None:
     if covers(rule(1, strong), rule(2, weak)):
-        for facts in customers:
+        for facts in data.draw(customers_for(strong, weak, max_size=10)):
             assert not condition_holds(weak, facts) or condition_holds(strong, facts)
 
 

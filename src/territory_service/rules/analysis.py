@@ -10,6 +10,7 @@ exhibit are not reported.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -159,7 +160,7 @@ def _predicate_implies(q: Predicate, p: Predicate) -> bool:  # noqa: C901 (one c
             return intersect(source, target) == source
         if q.op in (Op.EQ, Op.IN):
             values = [q.value] if q.op is Op.EQ else q.value
-            return all(is_number(v) and _inside(float(v), target) for v in values)
+            return all(is_number(v) and _inside(v, target) for v in values)
     if p.op is Op.CONTAINS_ANY and q.op in (Op.CONTAINS_ALL, Op.CONTAINS_ANY):
         if q.op is Op.CONTAINS_ALL:
             return bool(set(q.value) & set(p.value))
@@ -226,15 +227,23 @@ def _example(predicates: tuple[Predicate, ...]) -> dict[str, Any] | None:
 
 
 def _point(interval: Interval) -> float:
-    low, low_in, high, _ = interval
-    if low == float("-inf"):
-        return high - 1 if high != float("inf") else 0.0
-    if high == float("inf"):
-        return low if low_in else low + 1
-    return low if low_in else (low + high) / 2
+    """A number inside a non-empty interval (the engine confirms it; at the very ends of the
+    float range there may be none, and the example is then dropped)."""
+    low, low_in, high, high_in = interval
+    if low_in:
+        return low
+    if high_in:
+        return high
+    if low == -math.inf:
+        return 0 if high > 0 else math.nextafter(high, -math.inf)
+    if high == math.inf:
+        return 0 if low < 0 else math.nextafter(low, math.inf)
+    middle = low + (high - low) / 2
+    return middle if low < middle < high else math.nextafter(low, math.inf)
 
 
 def _other_than(values: list[Any]) -> Any:
     if all(is_number(v) for v in values):
-        return max(values) + 1
+        # A small int none of them equals: within every numeric domain the API accepts.
+        return next(n for n in range(len(values) + 1) if n not in values)
     return "示例" + "".join(str(v) for v in values)[:20]

@@ -18,13 +18,16 @@ Test = Callable[[Facts], bool]
 
 
 def value_key(value: object) -> tuple[str, object] | None:
-    """A hashable key under which equal values of one kind meet (1 and 1.0 do, 1 and True don't)."""
+    """A hashable key under which equal values of one kind meet (1 and 1.0 do, 1 and True don't).
+
+    A number is its own key: Python's int and float compare and hash exactly across the two
+    types, where `float(n)` would merge distinct ints beyond 2**53."""
     if isinstance(value, bool):
         return ("b", value)
     if isinstance(value, str):
         return ("s", value)
     if is_number(value):
-        return ("n", float(value))  # type: ignore[arg-type]
+        return ("n", value)
     return None
 
 

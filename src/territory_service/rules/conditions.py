@@ -81,7 +81,11 @@ class ConditionError:
 
 
 def is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number. Ints are compared exactly, never through a float, and an int too
+    large for a float is still a number (`math.isfinite` would raise on it)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def same_kind(fact: object, value: object) -> bool:

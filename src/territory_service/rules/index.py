@@ -17,23 +17,25 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from territory_service.rules.compiled import value_key
 from territory_service.rules.conditions import Clause, Op, Predicate, is_number
 from territory_service.rules.facts import Facts
 
-Interval = tuple[float, bool, float, bool]  # low, low inclusive, high, high inclusive
+# low, low inclusive, high, high inclusive. Bounds keep the rule's own numbers (int or float):
+# comparisons between them and facts are exact, where a float() of a large int is not.
+Interval = tuple[float, bool, float, bool]
 WHOLE_LINE: Interval = (float("-inf"), False, float("inf"), False)
 
 
 def interval_of(predicate: Predicate) -> Interval | None:
     op, value = predicate.op, predicate.value
     if op is Op.BETWEEN:
-        return (float(value[0]), True, float(value[1]), False)
-    bound = float(value) if is_number(value) else None
-    if bound is None:
+        return (value[0], True, value[1], False)
+    if not is_number(value):
         return None
+    bound: float = value
     return {
         Op.LT: (float("-inf"), False, bound, False),
         Op.LTE: (float("-inf"), False, bound, True),
@@ -181,9 +183,9 @@ class ClauseIndex:
                 mask &= allowed.get(value_key(value), free)
         for key, free, bounds, regions in ranges:
             value = fact(key)
-            if type(value) in _NUMBER_TYPES and math.isfinite(number := cast(float, value)):
-                i = bisect.bisect_left(bounds, number)
-                mask &= regions[2 * i + 1 if i < len(bounds) and bounds[i] == number else 2 * i]
+            if type(value) is int or (type(value) is float and math.isfinite(value)):
+                i = bisect.bisect_left(bounds, value)
+                mask &= regions[2 * i + 1 if i < len(bounds) and bounds[i] == value else 2 * i]
             else:
                 mask &= free
         for key, free, accepted in tags:
@@ -197,7 +199,6 @@ class ClauseIndex:
 
 
 _TAG_TYPES = (frozenset, list)
-_NUMBER_TYPES = (int, float)
 
 
 def _build_range_field(intervals: dict[int, Interval]) -> _RangeField:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from territory_service.rules.compiled import Test, compile_clause
-from territory_service.rules.conditions import Clause, Condition, condition_holds
+from territory_service.rules.conditions import Clause, Condition
 from territory_service.rules.facts import Facts
 from territory_service.rules.index import ClauseIndex
 
@@ -35,6 +35,7 @@ class Rule:
 
     @property
     def order(self) -> tuple[int, int, str]:
+        """Precedence: lowest priority, then earliest created (position), then id."""
         return (self.priority, self.position, str(self.id))
 
     @property
@@ -168,18 +169,3 @@ class CompiledRuleSet:
 def _residual(clause: Clause, exact: frozenset[int]) -> Test | None:
     rest = tuple(p for position, p in enumerate(clause.predicates) if position not in exact)
     return compile_clause(Clause(rest)) if rest else None
-
-
-def reference_match(spec: RuleSetSpec, facts: Facts) -> Match:
-    """The specification, read literally: evaluate every enabled rule, keep the lowest priority."""
-    matching = [r for r in spec.rules if r.enabled and condition_holds(r.condition, facts)]
-    if not matching:
-        return Match(())
-    best = min(rule.priority for rule in matching)
-    return Match(tuple(sorted((r for r in matching if r.priority == best), key=lambda r: r.order)))
-
-
-def reference_matches(spec: RuleSetSpec, facts: Facts) -> tuple[Rule, ...]:
-    """Every enabled rule that matches, read literally from the specification."""
-    matching = (r for r in spec.rules if r.enabled and condition_holds(r.condition, facts))
-    return tuple(sorted(matching, key=lambda r: r.order))
