@@ -155,3 +155,19 @@ def answering_late(reads: Coalescer[Any, Any], seconds: float = 0.02) -> Coalesc
         return answers[0]
 
     return Coalescer(fetch)
+
+
+async def follow_feed(
+    client: httpx.AsyncClient, cursor: str | None, limit: int = 3
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Read the feed to its current end from `cursor`; the events and the cursor to poll with."""
+    seen: list[dict[str, Any]] = []
+    while True:
+        params: dict[str, Any] = {"limit": limit} | ({"after": cursor} if cursor else {})
+        response = await client.get("/v1/events", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen.extend(page["items"])
+        if not page["items"]:
+            return seen, page["next_cursor"]
+        cursor = page["next_cursor"]

@@ -11,24 +11,8 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from territory_service.ownership.models import OwnershipEvent, OwnershipSource
-from tests.api.helpers import activate, assert_problem, create_customer
+from tests.api.helpers import activate, assert_problem, create_customer, follow_feed
 from tests.conftest import POSTGRESQL_ONLY
-
-
-async def follow(
-    client: httpx.AsyncClient, cursor: str | None, limit: int = 3
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Read the feed to its current end from `cursor`; the events and the cursor to poll with."""
-    seen: list[dict[str, Any]] = []
-    while True:
-        params: dict[str, Any] = {"limit": limit} | ({"after": cursor} if cursor else {})
-        response = await client.get("/v1/events", params=params)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        seen.extend(page["items"])
-        if not page["items"]:
-            return seen, page["next_cursor"]
-        cursor = page["next_cursor"]
 
 
 async def test_a_consumer_sees_every_event_once_in_order(
@@ -38,10 +22,10 @@ async def test_a_consumer_sees_every_event_once_in_order(
         await create_customer(client, province=province)
     await activate(client, regions["ruleset"])
 
-    first, cursor = await follow(client, None)
+    first, cursor = await follow_feed(client, None)
     customer = await create_customer(client, province="上海")
-    second, cursor = await follow(client, cursor)
-    third, _ = await follow(client, cursor)
+    second, cursor = await follow_feed(client, cursor)
+    third, _ = await follow_feed(client, cursor)
 
     assert [e["customer_id"] for e in second] == [customer["id"]]
     assert third == []
@@ -87,10 +71,10 @@ async def test_an_event_committed_late_with_a_smaller_id_is_not_skipped(
         ).scalar_one()
     assert smaller < larger
 
-    before_commit, cursor = await follow(client, None)
+    before_commit, cursor = await follow_feed(client, None)
     await transaction.commit()
     await early.close()
-    after_commit, _ = await follow(client, cursor)
+    after_commit, _ = await follow_feed(client, cursor)
 
     assert [e["id"] for e in before_commit] == [larger]
     assert [e["id"] for e in after_commit] == [smaller]

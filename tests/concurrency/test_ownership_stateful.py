@@ -2,9 +2,12 @@
 
 Hypothesis drives the API through manual assignments (with current or stale versions), unlocks,
 transfers and their decisions, merges of customers and rule-set activations, on SQLite and on
-PostgreSQL. After every step the database is checked as in the storm (one row per customer,
-versions 1..N, each event starting where the previous ended, the events replaying to the row),
-and each answer is checked against what a person who knows the current state would expect.
+PostgreSQL. After every step the database is checked as in the storm (versions 1..N, each event
+starting where the previous ended, the events replaying to the row), each answer is checked
+against what a person who knows the current state would expect, and every customer must be
+where a model of the rules puts it: a group root moved by hand carries its unlocked
+subsidiaries, an unlocked customer goes where the rules (or its group root) say, and an
+activation moves every unlocked customer so, in id order.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from territory_service.api_keys.schemas import ApiKeyCreate
@@ -33,6 +37,7 @@ from territory_service.config import Settings
 from territory_service.db import create_engine
 from territory_service.jobs import service as jobs
 from territory_service.main import create_app
+from territory_service.ownership.models import Ownership
 from territory_service.security.scopes import Scope
 from tests.api.helpers import where
 from tests.concurrency.invariants import ownership_violations, read_history
@@ -81,6 +86,8 @@ TRANSFER_TARGETS: list[tuple[str | None, str]] = [
 ]
 # A re-division: one province's customers go to another territory.
 REDIVISIONS = [("江苏", "south"), ("广东", "east"), ("西藏", "east"), ("上海", "country")]
+# Where the first rule set sends each province; any other goes to 全国's pool.
+FIRST_RULES = {"上海": "east", "江苏": "east", "广东": "south"}
 
 customer_indexes = st.integers(0, len(CUSTOMERS) - 1)
 # Mostly the version just read; now and then one that is out of date.
@@ -112,6 +119,21 @@ class Place:
     etag: str
 
 
+class Anyone:
+    """An owner the territory's strategy picks (round robin, least loaded): one of `allowed`,
+    and the same one for every customer that follows the same pick; the run tells which."""
+
+    def __init__(self, allowed: set[str]) -> None:
+        self.allowed = allowed
+
+
+@dataclass(frozen=True)
+class Expected:
+    territory_id: str
+    owner_id: str | None | Anyone
+    locked: bool
+
+
 @dataclass
 class World:
     territories: dict[str, str] = field(default_factory=dict)
@@ -119,6 +141,11 @@ class World:
     customers: list[str] = field(default_factory=list)
     parents: dict[str, str | None] = field(default_factory=dict)
     alive: set[str] = field(default_factory=set)
+    provinces: dict[str, str] = field(default_factory=dict)
+    # Provinces the activated re-divisions send elsewhere (the first one created wins a tie).
+    redivided: dict[str, str] = field(default_factory=dict)
+    # Where each customer is, by the model.
+    expected: dict[str, Expected] = field(default_factory=dict)
 
 
 class OwnershipOperations(RuleBasedStateMachine):
@@ -203,7 +230,9 @@ class OwnershipOperations(RuleBasedStateMachine):
             )
             world.customers.append(customer["id"])
             world.parents[customer["id"]] = parent_id
-        world.alive = set(world.customers)
+            world.provinces[customer["id"]] = province
+            world.alive.add(customer["id"])
+            world.expected[customer["id"]] = self.by_the_rules(customer["id"])
 
     async def create(self, path: str, **body: Any) -> dict[str, Any]:
         response = await self.client.post(path, json=body)
@@ -237,6 +266,68 @@ class OwnershipOperations(RuleBasedStateMachine):
         territories = {v: k for k, v in self.world.territories.items()}
         owners = {v: k for k, v in self.world.owners.items()}
         return owners[owner_id] in MEMBERS[territories[territory_id]]
+
+    # ------------------------------------------------------------------------- the model
+
+    def root(self, customer_id: str) -> str | None:
+        """The top of the customer's group; None for a customer without a group company."""
+        parent = self.world.parents.get(customer_id)
+        while parent is not None and self.world.parents.get(parent) is not None:
+            parent = self.world.parents[parent]
+        return parent
+
+    def below(self, customer_id: str) -> set[str]:
+        """Every customer under this one in its group, at any depth."""
+        found: set[str] = set()
+        level = {customer_id}
+        while level:
+            level = {c for c, p in self.world.parents.items() if p in level and c not in found}
+            found |= level
+        return found & self.world.alive
+
+    def by_the_rules(self, customer_id: str) -> Expected:
+        """Where resolving the customer, unlocked, puts it: with its group's root; else in the
+        territory the rules name, keeping a current owner who is a member there, else a member
+        the strategy picks (the pool when there is none)."""
+        world = self.world
+        root = self.root(customer_id)
+        if root is not None:
+            followed = world.expected[root]
+            return Expected(followed.territory_id, followed.owner_id, False)
+        province = world.provinces[customer_id]
+        name = world.redivided.get(province) or FIRST_RULES.get(province, "country")
+        territory_id = world.territories[name]
+        members = {world.owners[letter] for letter in MEMBERS[name]}
+        current = world.expected.get(customer_id)
+        owner_id: str | None | Anyone
+        if (
+            current is not None
+            and current.territory_id == territory_id
+            and (current.owner_id in members)
+        ):
+            owner_id = current.owner_id
+        elif len(members) <= 1:
+            owner_id = next(iter(members), None)
+        else:
+            owner_id = Anyone(members)
+        return Expected(territory_id, owner_id, False)
+
+    def move_by_hand(self, moved: dict[str, Expected], *, alone: set[str]) -> None:
+        """Customers moved by a person (locked); a moved group root carries its unlocked
+        subsidiaries along, except those the same request moves (`alone`)."""
+        self.world.expected.update(moved)
+        for customer_id, place in moved.items():
+            if self.world.parents.get(customer_id) is not None:
+                continue
+            for below in self.below(customer_id) - alone:
+                if not self.world.expected[below].locked:
+                    self.world.expected[below] = Expected(place.territory_id, place.owner_id, False)
+
+    def resolve_unlocked(self, customer_ids: set[str]) -> None:
+        """Resolve these customers in id order, as activation does; locked ones stay."""
+        for customer_id in sorted(customer_ids, key=uuid.UUID):
+            if not self.world.expected[customer_id].locked:
+                self.world.expected[customer_id] = self.by_the_rules(customer_id)
 
     # ------------------------------------------------------------------------- the operations
 
@@ -274,6 +365,8 @@ class OwnershipOperations(RuleBasedStateMachine):
                 "manual",
             )
             assert body["version"] == before.version + 1
+            moved = {customer_id: Expected(goes_to, owner_id, True)}
+            self.move_by_hand(moved, alone=set())
 
     @rule(customer=customer_indexes, stale=staleness)
     def unlock(self, customer: int, stale: bool) -> None:
@@ -295,6 +388,7 @@ class OwnershipOperations(RuleBasedStateMachine):
             assert response.status_code == 200, response.text
             body = response.json()
             assert (body["locked"], body["version"]) == (False, before.version + 1)
+            self.world.expected[customer_id] = self.by_the_rules(customer_id)
 
     @rule(
         customers=st.lists(customer_indexes, min_size=1, max_size=3, unique=True),
@@ -362,6 +456,12 @@ class OwnershipOperations(RuleBasedStateMachine):
             assert all(item["status"] == "pending" for item in body["items"]), body
             return
         assert body["status"] == "applied", body
+        moved = {
+            item["customer_id"]: Expected(item["to_territory_id"], transfer.to_owner_id, True)
+            for item in body["items"]
+            if item["status"] == "applied"
+        }
+        self.move_by_hand(moved, alone=set(transfer.expected))
         for item in body["items"]:
             place = places[item["customer_id"]]
             unchanged = place is not None and place.version == item["expected_version"]
@@ -407,10 +507,14 @@ class OwnershipOperations(RuleBasedStateMachine):
         if response.status_code != 200:
             assert response.json()["type"].endswith(expected[1]), response.text
             return
+        adopted = self.below(merged_id)
         world.alive.discard(merged_id)
+        del world.expected[merged_id]
         for child, parent in world.parents.items():
             if parent == merged_id:
                 world.parents[child] = survivor_id
+        # The subsidiaries it had follow the survivor's group now.
+        self.resolve_unlocked(adopted)
         assert self.call("GET", f"/v1/customers/{merged_id}").status_code == 404
         # Merging decides which record stays, not who owns the company.
         assert self.place(survivor_id) == kept
@@ -444,6 +548,8 @@ class OwnershipOperations(RuleBasedStateMachine):
             await self.activate(ruleset["id"])
 
         self.run(redivide())
+        self.world.redivided.setdefault(province, territory)
+        self.resolve_unlocked(self.world.alive)
 
     # ------------------------------------------------------------------------- the invariants
 
@@ -459,6 +565,42 @@ class OwnershipOperations(RuleBasedStateMachine):
         assert not violations, "\n".join(violations)
         assert {str(c) for c in customers} == self.world.alive
         assert owned == customers, "every customer has its ownership row"
+
+    @invariant()
+    def every_customer_is_where_the_model_puts_it(self) -> None:
+        async def read() -> dict[str, Expected]:
+            async with self.backend.engine.connect() as connection:
+                rows = await connection.execute(select(Ownership.__table__))
+                return {
+                    str(row.customer_id): Expected(
+                        str(row.territory_id),
+                        None if row.owner_id is None else str(row.owner_id),
+                        row.locked,
+                    )
+                    for row in rows
+                }
+
+        actual = self.run(read())
+        picked: dict[Anyone, str | None] = {}
+        for customer_id, expected in self.world.expected.items():
+            place = actual[customer_id]
+            owner = expected.owner_id
+            if isinstance(owner, Anyone):
+                assert place.owner_id in owner.allowed, (customer_id, place)
+                # Followers of one pick got the same owner.
+                owner = picked.setdefault(owner, place.owner_id)
+            wanted = Expected(expected.territory_id, owner, expected.locked)
+            assert place == wanted, self.where(customer_id, wanted, place)
+        self.world.expected = {c: actual[c] for c in self.world.expected}
+
+    def where(self, customer_id: str, wanted: Expected, place: Expected) -> str:
+        names = {v: k for k, v in self.world.territories.items() | self.world.owners.items()}
+        number = self.world.customers.index(customer_id)
+
+        def named(p: Expected) -> tuple[Any, ...]:
+            return (names[p.territory_id], names.get(str(p.owner_id)), p.locked)
+
+        return f"customer {number}: expected {named(wanted)}, is {named(place)}"
 
 
 async def admin_key(app: FastAPI) -> str:

@@ -1,11 +1,15 @@
 """Races on PostgreSQL, for real: two server processes on one database take a storm of manual
-assignments, unlocks, transfers with overlapping and duplicate approvals, hand-overs and a
-rule-set activation at once, while a consumer follows the change feed.
+assignments, unlocks, transfers with overlapping and duplicate approvals, claims from the pools
+(contended, and in batches), releases to them, hand-overs and a rule-set activation at once,
+while a consumer follows the change feed. A few assignments are held open after their events
+took their ids (`late_commits`) until the consumer has read events with larger ids, so the
+consumer must still get events that commit after it read past them.
 
-Afterwards, read straight from the database: every customer has exactly one ownership row, each
-customer's events form one unbroken version chain that replays to the row, the consumer saw every
-event exactly once, every 2xx answer is in the history (and no refused request is), and nothing
-answered 5xx.
+Afterwards, read straight from the database: every customer has an ownership row, each
+customer's events carry versions 1..N without a gap and replay, in version order, to the row;
+the consumer saw every event exactly once; every 2xx answer (assignments, unlocks, approvals,
+claims, releases) is in the history as answered, and no refused request is; nothing answered
+5xx.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -25,9 +30,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.api.helpers import where
 from tests.concurrency.invariants import History, ownership_violations, read_history
+from tests.concurrency.late_commits import HELD, Gate, closed_gate, open_once_read_past
 from tests.concurrency.servers import RoundRobin, issue_admin_key, running_servers
 
 pytestmark = pytest.mark.postgresql
+
+T = TypeVar("T")
 
 SEED = 20261124
 SERVERS = 2
@@ -46,6 +54,14 @@ ASSIGNMENTS = 180
 UNLOCKS = 50
 TRANSFERS = 30
 HOT_CUSTOMERS = 20
+CLAIMS = 40
+BATCH_CLAIMS = 8
+RELEASES = 25
+# Assignments held open at the gate (`late_commits`) until the consumer read past them.
+HELD_CUSTOMERS = 3
+HELD_ASSIGNMENTS = 2  # per held customer
+GATE_TIMEOUT_SECONDS = 60.0
+
 
 # What each kind of request may answer; anything else (a 5xx above all) fails the test.
 ALLOWED = {
@@ -60,6 +76,9 @@ ALLOWED = {
     "handover": {202},
     "read job": {200},
     "read feed": {200},
+    "claim": {200, 409, 412, 422},
+    "claim batch": {200},
+    "release": {200, 409, 412},
 }
 
 
@@ -72,6 +91,7 @@ class Exchange:
     body: Any
     request_id: str | None
     server: str
+    sent: Any = None
 
     def __str__(self) -> str:
         text = str(self.body)
@@ -101,6 +121,7 @@ class Api:
                 body=response.json() if is_json and response.content else response.text,
                 request_id=response.headers.get("x-request-id"),
                 server=str(client.base_url),
+                sent=kwargs.get("json"),
             )
         )
         return response
@@ -120,6 +141,9 @@ class World:
     second_ruleset: str
     # (territory, owner or None for its pool) a manual assignment may aim at; some are refused.
     targets: list[tuple[str, str | None]] = field(default_factory=list)
+    # Customers only the held assignments move: locked, so activation leaves them be, and sent
+    # to pools, so no owner is locked, while their writers wait at the gate.
+    held: list[str] = field(default_factory=list)
 
 
 MEMBERS = {
@@ -163,7 +187,11 @@ async def build_world(api: Api) -> World:
     targets += [(territories[t], None) for t in MEMBERS]
     # Not members: refused with 422.
     targets += [(territories["east"], owners["D"]), (territories["north"], owners["A"])]
-    return World(territories, owners, customers, second, targets)
+    held = []
+    for number in range(HELD_CUSTOMERS):
+        body = {"source": "crm", "external_id": f"S-held-{number}", "name": f"迟到客户{number}"}
+        held.append((await api.setup("POST", "/v1/customers", json=body))["id"])
+    return World(territories, owners, customers, second, targets, held)
 
 
 async def create_territories(api: Api) -> tuple[dict[str, str], dict[str, str]]:
@@ -266,7 +294,12 @@ async def read_ownership(api: Api, customer_id: str) -> tuple[dict[str, Any], st
 
 
 async def assign(
-    api: Api, customer_id: str, target: tuple[str, str | None], pause: float, stale: bool
+    api: Api,
+    customer_id: str,
+    target: tuple[str, str | None],
+    pause: float,
+    stale: bool,
+    reason: str = "风暴: 手工分配",
 ) -> None:
     current, etag = await read_ownership(api, customer_id)
     await asyncio.sleep(pause)
@@ -277,7 +310,7 @@ async def assign(
         "assign",
         "PUT",
         f"/v1/customers/{customer_id}/ownership",
-        json={"territory_id": territory_id, "owner_id": owner_id, "reason": "风暴: 手工分配"},
+        json={"territory_id": territory_id, "owner_id": owner_id, "reason": reason},
         headers={"If-Match": etag},
     )
 
@@ -290,6 +323,55 @@ async def unlock(api: Api, customer_id: str, pause: float) -> None:
         "POST",
         f"/v1/customers/{customer_id}/ownership/unlock",
         json={"reason": "风暴: 解锁"},
+        headers={"If-Match": etag},
+    )
+
+
+def claimants(world: World, territory_id: str) -> list[str]:
+    """The owners who may claim from the territory's pool: its members."""
+    name = next(n for n, t in world.territories.items() if t == territory_id)
+    return [world.owners[letter] for letter in MEMBERS[name]]
+
+
+async def claim(api: Api, world: World, customer_id: str, racers: int, strangers: bool) -> None:
+    """Reps on a pool screen: members of the customer's territory (two at once, racing, when
+    `racers` is 2; with `strangers`, A and D, one of whom is no member) claim it. Those not in a
+    pool are refused."""
+    current, _ = await read_ownership(api, customer_id)
+    members = claimants(world, current["territory_id"])
+    if strangers:
+        members = [world.owners["A"], world.owners["D"]]
+    racing = members[:racers]
+    await asyncio.gather(
+        *(
+            api.call("claim", "POST", f"/v1/customers/{customer_id}/claim", json={"owner_id": o})
+            for o in racing
+        )
+    )
+
+
+async def claim_batch(api: Api, world: World, customer_ids: list[str]) -> None:
+    """One owner claims several customers at once: those waiting in the first one's pool (and
+    any the others have become meanwhile)."""
+    current, _ = await read_ownership(api, customer_ids[0])
+    members = claimants(world, current["territory_id"])
+    await api.call(
+        "claim batch",
+        "POST",
+        "/v1/pool/claims",
+        json={"customer_ids": customer_ids, "owner_id": members[0]},
+    )
+
+
+async def release(api: Api, customer_id: str, pause: float) -> None:
+    """The current owner gives the customer back to its pool."""
+    current, etag = await read_ownership(api, customer_id)
+    await asyncio.sleep(pause)
+    await api.call(
+        "release",
+        "POST",
+        f"/v1/customers/{customer_id}/release",
+        json={"reason": "风暴: 退回公海", "owner_id": current.get("owner_id")},
         headers={"If-Match": etag},
     )
 
@@ -317,14 +399,15 @@ async def transfer(
     )
 
 
-async def after(pause: float, step: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+async def after(pause: float, step: Callable[[], Awaitable[T]]) -> T:
     await asyncio.sleep(pause)
     return await step()
 
 
-async def follow_feed(api: Api, done: asyncio.Event) -> list[dict[str, Any]]:
-    """Poll the change feed until the storm is over, then read it to its end."""
-    seen: list[dict[str, Any]] = []
+async def follow_feed(
+    api: Api, done: asyncio.Event, seen: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Poll the change feed until the storm is over, then read it to its end, into `seen`."""
     cursor: str | None = None
     while True:
         finished = done.is_set()
@@ -353,8 +436,22 @@ def plan_storm(api: Api, world: World, rng: random.Random) -> list[Awaitable[Any
         steps.append(
             assign(api, rng.choice(world.customers), rng.choice(world.targets), pause, stale)
         )
+    pools = [(territory_id, None) for territory_id in world.territories.values()]
+    for customer_id in world.held * HELD_ASSIGNMENTS:
+        steps.append(assign(api, customer_id, rng.choice(pools), rng.uniform(0, 0.5), False, HELD))
     for _ in range(UNLOCKS):
         steps.append(unlock(api, rng.choice(world.customers), rng.uniform(0, 0.2)))
+    for _ in range(RELEASES):
+        steps.append(release(api, rng.choice(world.customers), rng.uniform(0, 0.2)))
+    for _ in range(CLAIMS):
+        customer_id, racers = rng.choice(world.customers), rng.choice([1, 2])
+        strangers = rng.random() < 0.15
+        steps.append(
+            after(rng.uniform(0, 1.0), partial(claim, api, world, customer_id, racers, strangers))
+        )
+    for _ in range(BATCH_CLAIMS):
+        batch = rng.sample(world.customers, 4)
+        steps.append(after(rng.uniform(0, 1.0), partial(claim_batch, api, world, batch)))
     hot = world.customers[:HOT_CUSTOMERS]
     t, o = world.territories, world.owners
     transfer_targets = [
@@ -415,7 +512,7 @@ def plan_storm(api: Api, world: World, rng: random.Random) -> list[Awaitable[Any
 
 async def lock_some(api: Api, world: World, rng: random.Random) -> None:
     """Lock a few customers by hand first, so that the storm's unlocks have work."""
-    for customer_id in rng.sample(world.customers, LOCKED_BEFORE):
+    for customer_id in rng.sample(world.customers, LOCKED_BEFORE) + world.held:
         _, etag = await read_ownership(api, customer_id)
         await api.setup(
             "PUT",
@@ -442,11 +539,18 @@ def unexpected_answers(exchanges: list[Exchange]) -> list[str]:
 def changes_answered(exchange: Exchange) -> list[tuple[str, int, dict[str, Any]]]:
     """(customer, version, place) of each ownership change a 2xx answer reports."""
     body = exchange.body
-    if exchange.operation in ("assign", "unlock") or (
+    if exchange.operation in ("assign", "unlock", "claim", "release") or (
         exchange.operation == "setup" and exchange.method == "PUT" and "ownership" in exchange.path
     ):
         place = {k: body[k] for k in ("territory_id", "owner_id", "locked", "source")}
         return [(body["customer_id"], body["version"], place)]
+    if exchange.operation == "claim batch":
+        claimed = {"owner_id": exchange.sent["owner_id"], "locked": True, "source": "claim"}
+        return [
+            (item["customer_id"], item["version"], claimed)
+            for item in body["items"]
+            if item["status"] == 200
+        ]
     if exchange.operation == "approve":
         return [
             (
@@ -491,6 +595,7 @@ def unreflected_answers(exchanges: list[Exchange], history: History) -> list[str
                 "locked": event.locked,
                 "source": str(event.source),
             }
+            stored = {k: v for k, v in stored.items() if k in place}  # what the answer told
             if (stored, event.request_id) != (place, exchange.request_id):
                 problems.append(
                     f"event {event.id} ({stored}, request {event.request_id}) is not what "
@@ -512,6 +617,12 @@ def feed_problems(seen: list[dict[str, Any]], history: History) -> list[str]:
     positions = [event["position"] for event in seen]
     if positions != sorted(set(positions)):
         problems.append("the feed's positions do not strictly increase")
+    # The storm really committed out of id order: an event was placed in the feed after one with
+    # a larger id (which the consumer may have read already).
+    stored = [event for events in history.events.values() for event in events]
+    by_id = [e.position for e in sorted(stored, key=lambda e: e.id) if e.position is not None]
+    if by_id == sorted(by_id):
+        problems.append("no event committed after one with a larger id was placed in the feed")
     return problems
 
 
@@ -519,12 +630,15 @@ def feed_problems(seen: list[dict[str, Any]], history: History) -> list[str]:
 
 
 async def storm(
-    api: Api, world: World, rng: random.Random
+    api: Api, reader: Api, world: World, rng: random.Random, gate: Gate
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Fire the storm with a feed consumer running; wait for the jobs it started. Returns the
-    finished jobs and the events the consumer saw."""
+    """Fire the storm with a feed consumer running, opening the gate once the consumer read
+    past a held writer; wait for the jobs it started. Returns the finished jobs and the events
+    the consumer saw."""
     done = asyncio.Event()
-    consumer = asyncio.create_task(follow_feed(api, done))
+    seen: list[dict[str, Any]] = []
+    consumer = asyncio.create_task(follow_feed(reader, done, seen))
+    gatekeeper = asyncio.create_task(open_once_read_past(gate, seen, timeout=GATE_TIMEOUT_SECONDS))
     try:
         answers = await asyncio.gather(*plan_storm(api, world, rng))
         jobs = [
@@ -536,6 +650,7 @@ async def storm(
         return jobs, await asyncio.wait_for(consumer, JOB_TIMEOUT_SECONDS)
     finally:
         consumer.cancel()
+        gatekeeper.cancel()
 
 
 async def test_a_storm_on_two_servers_keeps_one_owner_and_one_unbroken_history_per_customer(
@@ -543,15 +658,22 @@ async def test_a_storm_on_two_servers_keeps_one_owner_and_one_unbroken_history_p
 ) -> None:
     rng = random.Random(SEED)
     key = await issue_admin_key(fresh_postgres_url)
-    async with running_servers(fresh_postgres_url, SERVERS, tmp_path, **SERVER_SETTINGS) as servers:
+    async with (
+        closed_gate(fresh_postgres_url) as gate,
+        running_servers(fresh_postgres_url, SERVERS, tmp_path, **SERVER_SETTINGS) as servers,
+    ):
         clients = RoundRobin(servers, key, connections=CONNECTIONS_PER_SERVER)
+        # The consumer has connections of its own, as another process would: it does not queue
+        # behind the storm's requests.
+        reading = RoundRobin(servers, key, connections=1)
         try:
-            api = Api(clients)
+            api, reader = Api(clients), Api(reading)
             world = await build_world(api)
             await lock_some(api, world, rng)
-            jobs, seen = await storm(api, world, rng)
+            jobs, seen = await storm(api, reader, world, rng, gate)
         finally:
             await clients.aclose()
+            await reading.aclose()
         logs = {server.base_url: server.log_tail(30) for server in servers}
 
     engine = create_async_engine(fresh_postgres_url)
@@ -563,7 +685,7 @@ async def test_a_storm_on_two_servers_keeps_one_owner_and_one_unbroken_history_p
         await engine.dispose()
 
     failures: list[str] = []
-    failures += [f"answer: {line}" for line in unexpected_answers(api.exchanges)]
+    failures += [f"answer: {line}" for line in unexpected_answers(api.exchanges + reader.exchanges)]
     failures += [f"job: {job}" for job in jobs if job.get("status") != "succeeded"]
     if len(jobs) != 3:
         failures.append(f"expected an activation and two hand-overs as jobs, got {len(jobs)}")
@@ -574,7 +696,16 @@ async def test_a_storm_on_two_servers_keeps_one_owner_and_one_unbroken_history_p
     failures += [f"history: {line}" for line in unreflected_answers(api.exchanges, history)]
     # The storm really raced: some writers won, some lost on a stale version.
     statuses = Counter((e.operation, e.status) for e in api.exchanges)
-    for must_happen in (("assign", 200), ("assign", 412), ("unlock", 200), ("approve", 200)):
+    happened = (
+        ("assign", 200),
+        ("assign", 412),
+        ("unlock", 200),
+        ("approve", 200),
+        ("claim", 200),
+        ("claim", 409),
+        ("release", 200),
+    )
+    for must_happen in happened:
         if not statuses[must_happen]:
             failures.append(f"the storm never produced {must_happen}: {sorted(statuses.items())}")
     assert not failures, (
