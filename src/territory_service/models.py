@@ -2,7 +2,7 @@
 
 from territory_service.api_keys.models import ApiKey
 from territory_service.audit.models import AuditEntry
-from territory_service.conflicts.models import Conflict
+from territory_service.conflicts.models import Conflict, ConflictCustomer
 from territory_service.customers.models import Customer, CustomerAlias
 from territory_service.db import Base
 from territory_service.idempotency.models import IdempotencyRecord
@@ -19,6 +19,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Conflict",
+    "ConflictCustomer",
     "Customer",
     "CustomerAlias",
     "IdempotencyRecord",

@@ -39,6 +39,16 @@ class OutputModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def by_case(description: str) -> Any:
+    """A field of an object whose fields apply by case (a conflict's kind, a trace step): left
+    out of the answer when it does not apply, rather than listed as null."""
+    return Field(default=None, exclude_if=_is_none, description=description)
+
+
 class SentWithETag(OutputModel):
     """An answer that carries its `version` as the `ETag` header (declared in the document)."""
 

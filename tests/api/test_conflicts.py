@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from territory_service.conflicts.recorder import record_signals
+from territory_service.conflicts.recorder import LISTED_CUSTOMERS, record_signals
 from territory_service.rules.resolution import ConflictKind, ConflictSignal
 from territory_service.security.scopes import Scope
 from tests.api.helpers import (
@@ -108,6 +108,40 @@ async def test_a_conflict_lists_its_first_hundred_customers_and_counts_all(
     conflict = await only_conflict(client)
     assert conflict["customer_ids"] == [str(c) for c in customers[:100]]
     assert (conflict["customer_count"], conflict["occurrences"]) == (150, 150)
+
+
+async def test_every_customer_of_a_tie_finds_it_however_late_it_tied(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    customers = [uuid.uuid4() for _ in range(LISTED_CUSTOMERS + 50)]
+    await record(app, tie(customers[0]))
+    for start in range(1, len(customers), 30):  # later detections, as later chunks of a run
+        await record(app, *(tie(customer) for customer in customers[start : start + 30]))
+    await record(app, tie(customers[0]), tie(customers[-1]))  # seen again: counted once
+
+    conflict = await only_conflict(client)
+    assert conflict["customer_ids"] == [str(c) for c in customers[:LISTED_CUSTOMERS]]
+    assert conflict["customer_count"] == len(customers)
+    assert conflict["occurrences"] == len(customers) + 2
+    for customer in customers:
+        found = await list_all(client, "/v1/conflicts", customer_id=str(customer))
+        assert [c["id"] for c in found] == [conflict["id"]], customer
+
+
+@pytest.mark.parametrize("kind", list(ConflictKind))
+async def test_a_customer_detected_later_finds_a_conflict_of_any_kind(
+    client: httpx.AsyncClient, app: FastAPI, kind: ConflictKind
+) -> None:
+    first, later = uuid.uuid4(), uuid.uuid4()
+    await record(app, ConflictSignal(kind, ("cause", "1"), first))
+
+    await record(app, ConflictSignal(kind, ("cause", "1"), later))
+
+    conflict = await only_conflict(client, customer_id=str(later))
+    assert conflict["kind"] == kind.value
+    assert conflict["customer_ids"] == [str(first), str(later)]
+    assert conflict["customer_count"] == 2
+    assert (await only_conflict(client, customer_id=str(first)))["id"] == conflict["id"]
 
 
 async def test_a_repeated_cause_updates_the_open_conflict(
@@ -527,6 +561,23 @@ async def test_an_action_must_name_the_conflicts_customers(
     assert_problem(malformed, 422, "validation-error")
     assert (await only_conflict(client, kind="duplicate_customer"))["status"] == "open"
     assert len(await list_all(client, "/v1/customers")) == 3
+
+
+async def test_an_action_may_name_a_customer_the_sample_left_out(
+    client: httpx.AsyncClient, regions: dict[str, Any], app: FastAPI
+) -> None:
+    await activate(client, regions["ruleset"])
+    customer = await create_customer(client, province="上海")
+    await record(app, *(tie() for _ in range(LISTED_CUSTOMERS)))
+    await record(app, tie(uuid.UUID(customer["id"])))
+    conflict = await only_conflict(client, customer_id=customer["id"])
+    assert customer["id"] not in conflict["customer_ids"]
+
+    response = await resolve_with(client, conflict, assign_to(customer, None))
+
+    assert response.status_code == 200, response.text
+    ownership = (await client.get(f"/v1/customers/{customer['id']}/ownership")).json()
+    assert (ownership["owner_id"], ownership["locked"]) == (None, True)
 
 
 async def test_racing_resolutions_with_actions_let_exactly_one_win(

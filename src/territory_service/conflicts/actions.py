@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service import errors
 from territory_service.conflicts.models import Conflict
+from territory_service.conflicts.repository import ConflictRepository
 from territory_service.conflicts.schemas import AssignAction, ConflictAction
 from territory_service.customers.merge import merge_into
 from territory_service.ownership.assignment import assign_locked
@@ -39,8 +40,11 @@ def check_allowed(action: ConflictAction, principal: Principal) -> None:
         )
 
 
-def _check_listed(conflict: Conflict, customer_id: uuid.UUID, field: str) -> None:
-    if str(customer_id) not in conflict.customer_ids:
+async def _check_listed(
+    session: AsyncSession, conflict: Conflict, customer_id: uuid.UUID, field: str
+) -> None:
+    """The conflict names the customer (any of them, not only those in its sample)."""
+    if not await ConflictRepository(session).names(conflict.id, customer_id):
         raise ActionNotApplicable(
             f"customer {customer_id} is not one of the customers conflict {conflict.id} lists",
             errors=[{"pointer": f"#/action/{field}", "detail": "not listed by the conflict"}],
@@ -57,11 +61,11 @@ async def carry_out(
 ) -> None:
     """Carry out `action` in the caller's transaction."""
     if isinstance(action, AssignAction):
-        _check_listed(conflict, action.customer_id, "customer_id")
+        await _check_listed(session, conflict, action.customer_id, "customer_id")
         await _assign(session, action, reason=note, principal=principal)
         return
-    _check_listed(conflict, action.survivor_id, "survivor_id")
-    _check_listed(conflict, action.merged_id, "merged_id")
+    await _check_listed(session, conflict, action.survivor_id, "survivor_id")
+    await _check_listed(session, conflict, action.merged_id, "merged_id")
     await merge_into(
         session,
         survivor_id=action.survivor_id,

@@ -37,7 +37,9 @@ async def conflict_filter(
     ] = None,
     customer_id: Annotated[
         uuid.UUID | None,
-        Query(description="Conflicts listing this customer (among their first 100)."),
+        Query(
+            description="Conflicts naming this customer, whether or not `customer_ids` shows it."
+        ),
     ] = None,
 ) -> ConflictFilter:
     return ConflictFilter(

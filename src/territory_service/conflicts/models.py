@@ -43,7 +43,8 @@ class Conflict(Versioned, Base):
     territory_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("territories.id", ondelete="SET NULL"), index=True
     )
-    # The first customers seen with this cause (at most 100) and how many there were.
+    # A sample for display: the first customers seen with this cause (at most 100), and how
+    # many distinct ones there were. Every one of them is in `conflict_customers`.
     customer_ids: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
     customer_count: Mapped[int] = mapped_column(default=0)
     rule_ids: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
@@ -59,3 +60,16 @@ class Conflict(Versioned, Base):
     closed_by_owner_id: Mapped[uuid.UUID | None] = mapped_column()
     # The action the resolution carried out (an assignment, a merge), as it was asked for.
     resolution_action: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+
+
+class ConflictCustomer(Base):
+    """A customer a conflict names: every one, however many, so that a customer finds each
+    conflict about it (`conflicts.customer_ids` keeps only a sample)."""
+
+    __tablename__ = "conflict_customers"
+
+    conflict_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conflicts.id", ondelete="CASCADE"), primary_key=True
+    )
+    # No foreign key: a conflict keeps naming a customer that was merged away or deleted.
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)

@@ -4,11 +4,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from territory_service.conflicts.models import Conflict, ConflictStatus
-from territory_service.db import json_array_contains, utcnow
+from territory_service.conflicts.models import Conflict, ConflictCustomer, ConflictStatus
+from territory_service.db import utcnow
 from territory_service.errors import NotFound
 from territory_service.pagination import Page, paginate
 from territory_service.repository import Repository, where_equal
@@ -22,6 +22,13 @@ def in_territories(roots: frozenset[uuid.UUID]) -> ColumnElement[bool]:
     # `in_subtrees` is typed for non-null territory columns; SQL's `NULL IN (...)` is not true.
     territory = cast("InstrumentedAttribute[uuid.UUID]", Conflict.territory_id)
     return in_subtrees(territory, roots)
+
+
+def names_customer(customer_id: uuid.UUID) -> ColumnElement[bool]:
+    """The conflict names the customer (any of them, not only those in its sample)."""
+    return exists().where(
+        ConflictCustomer.conflict_id == Conflict.id, ConflictCustomer.customer_id == customer_id
+    )
 
 
 @dataclass(frozen=True)
@@ -47,9 +54,7 @@ class ConflictRepository(Repository[Conflict]):
         if filters.territory_id is not None:
             statement = statement.where(in_territories(frozenset({filters.territory_id})))
         if filters.customer_id is not None:
-            statement = statement.where(
-                json_array_contains(Conflict.customer_ids, str(filters.customer_id), self.dialect)
-            )
+            statement = statement.where(names_customer(filters.customer_id))
         return await paginate(self.session, statement, key=Conflict.id, limit=limit, cursor=cursor)
 
     async def lock(self, conflict_id: uuid.UUID) -> Conflict:
@@ -72,12 +77,22 @@ class ConflictRepository(Repository[Conflict]):
             .where(
                 Conflict.kind == ConflictKind.DUPLICATE_CUSTOMER,
                 Conflict.status == ConflictStatus.OPEN,
-                json_array_contains(Conflict.customer_ids, str(customer_id), self.dialect),
+                names_customer(customer_id),
             )
             .order_by(Conflict.id)
             .with_for_update()
         )
         return list((await self.session.execute(statement)).scalars())
+
+    async def names(self, conflict_id: uuid.UUID, customer_id: uuid.UUID) -> bool:
+        """Whether the conflict names the customer."""
+        statement = select(
+            exists().where(
+                ConflictCustomer.conflict_id == conflict_id,
+                ConflictCustomer.customer_id == customer_id,
+            )
+        )
+        return bool(await self.session.scalar(statement))
 
     async def close(
         self,

@@ -1,12 +1,19 @@
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from territory_service.conflicts.models import ConflictStatus
 from territory_service.rules.resolution import ConflictKind
-from territory_service.schemas import InputModel, LongText, PageOut, ResourceOut
+from territory_service.schemas import (
+    InputModel,
+    LongText,
+    OutputModel,
+    PageOut,
+    ResourceOut,
+    by_case,
+)
 
 
 class ConflictClose(InputModel):
@@ -56,6 +63,30 @@ class ConflictDismiss(ConflictClose):
     pass
 
 
+class ConflictDetails(OutputModel):
+    """What the detection saw; which fields are set depends on the conflict's `kind`."""
+
+    priority: int | None = by_case("`rule_tie`: the tied priority.")
+    tie_policy: str | None = by_case("`rule_tie`: the rule set's tie policy then.")
+    rules_territory_id: uuid.UUID | None = by_case(
+        "`locked_drift`: where the rules would put the customer."
+    )
+    group_root_id: uuid.UUID | None = by_case(
+        "`group_split`: the group company the subsidiary follows."
+    )
+    winner_owner_id: uuid.UUID | None = by_case("`claim_race`: the owner whose claim won.")
+    reasons: list[str] | None = by_case(
+        "`duplicate_customer`: why the customers look like one company "
+        "(`registration_id`, `normalized_name`)."
+    )
+    normalized_name: str | None = by_case(
+        "`duplicate_customer`: the name as duplicates compare it."
+    )
+    registration_key: str | None = by_case(
+        "`duplicate_customer`: the shared registration id, folded."
+    )
+
+
 class Conflict(ResourceOut):
     id: uuid.UUID
     kind: ConflictKind
@@ -66,12 +97,15 @@ class Conflict(ResourceOut):
     )
     territory_id: uuid.UUID | None
     customer_ids: list[uuid.UUID] = Field(
-        description="The first customers (at most 100) seen with this cause."
+        description="A sample: the first customers (at most 100) seen with this cause. "
+        "`GET /v1/conflicts?customer_id=` finds the conflict through any of its customers."
     )
-    customer_count: int = Field(description="Customers seen with this cause, over all detections.")
+    customer_count: int = Field(
+        description="Distinct customers seen with this cause, over all detections."
+    )
     rule_ids: list[uuid.UUID]
     owner_ids: list[uuid.UUID]
-    details: dict[str, Any]
+    details: ConflictDetails
     ruleset_version: int | None = Field(description="The rule set version that first raised it.")
     occurrences: int = Field(description="How many times it was detected.")
     last_seen_at: dt.datetime

@@ -13,6 +13,7 @@ from territory_service.schemas import (
     PageOut,
     Reason,
     SentWithETag,
+    by_case,
     examples,
 )
 
@@ -94,14 +95,10 @@ class RuleMatch(OutputModel):
 class TraceData(OutputModel):
     """The ids a step names; which are set depends on the step."""
 
-    rule_id: uuid.UUID | None = Field(default=None, description="`rules`: the winning rule.")
-    tied: list[uuid.UUID] | None = Field(
-        default=None, description="`rules`: the other rules tied with the winner."
-    )
-    owner_id: uuid.UUID | None = Field(default=None, description="`strategy`: the owner chosen.")
-    group_root_id: uuid.UUID | None = Field(
-        default=None, description="`group`: the group company followed."
-    )
+    rule_id: uuid.UUID | None = by_case("`rules`: the winning rule.")
+    tied: list[uuid.UUID] | None = by_case("`rules`: the other rules tied with the winner.")
+    owner_id: uuid.UUID | None = by_case("`strategy`: the owner chosen.")
+    group_root_id: uuid.UUID | None = by_case("`group`: the group company followed.")
 
 
 class TraceStep(OutputModel):
