@@ -119,7 +119,10 @@ class PoolRun:
 
     @classmethod
     async def prepare(cls, session: AsyncSession, ruleset: CompiledRuleSet) -> PoolRun:
-        directory, load = await directory_for(session, await TerritoryRepository(session).ids())
+        named = {rule.owner_id for rule in ruleset.rules if rule.owner_id is not None}
+        directory, load = await directory_for(
+            session, await TerritoryRepository(session).ids(), named_owner_ids=named
+        )
         children = await session.execute(
             select(Customer.id, Customer.parent_id).where(Customer.parent_id.is_not(None))
         )

@@ -28,6 +28,8 @@ from territory_service.rulesets.service import compiled_version
 from territory_service.transaction import transaction
 
 _Entry = tuple[Directory, Load]
+# The territories whose members a preview needs, and the owners its rules name.
+_Key = tuple[frozenset[uuid.UUID], frozenset[uuid.UUID]]
 
 
 class DirectoryCache:
@@ -40,23 +42,23 @@ class DirectoryCache:
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], ttl: float) -> None:
         self.ttl = ttl
         self._session_factory = session_factory
-        self._entries: dict[frozenset[uuid.UUID], tuple[float, Directory, Load]] = {}
-        self._reads: Coalescer[frozenset[uuid.UUID], dict[frozenset[uuid.UUID], _Entry]] = (
-            Coalescer(self._read)
-        )
+        self._entries: dict[_Key, tuple[float, Directory, Load]] = {}
+        self._reads: Coalescer[_Key, dict[_Key, _Entry]] = Coalescer(self._read)
 
-    async def get(self, territory_ids: Iterable[uuid.UUID]) -> _Entry:
-        key = frozenset(territory_ids)
+    async def get(
+        self, territory_ids: Iterable[uuid.UUID], named_owner_ids: Iterable[uuid.UUID] = ()
+    ) -> _Entry:
+        key = (frozenset(territory_ids), frozenset(named_owner_ids))
         entry = self._entries.get(key)
         if entry is not None and entry[0] > time.monotonic():
             return entry[1], entry[2]
         return (await self._reads.read(key))[key]
 
-    async def _read(
-        self, keys: frozenset[frozenset[uuid.UUID]]
-    ) -> dict[frozenset[uuid.UUID], _Entry]:
+    async def _read(self, keys: frozenset[_Key]) -> dict[_Key, _Entry]:
         async with self._session_factory() as session, transaction(session, resource="territory"):
-            found = {key: await directory_for(session, key) for key in keys}
+            found = {
+                key: await directory_for(session, key[0], named_owner_ids=key[1]) for key in keys
+            }
         now = time.monotonic()
         if self.ttl > 0:
             if len(self._entries) + len(found) > self.LIMIT:
@@ -81,8 +83,10 @@ class Previews:
         ruleset = await compiled_version(self._session_factory, *active_ruleset)
         given = customer.model_dump()
         facts = facts_of(given)
-        involved = {rule.territory_id for rule in ruleset.match(facts).top}
-        directory, load = await self.directories.get(involved | {ruleset.spec.default_territory_id})
+        top = ruleset.match(facts).top
+        involved = {rule.territory_id for rule in top} | {ruleset.spec.default_territory_id}
+        named = {rule.owner_id for rule in top if rule.owner_id is not None}
+        directory, load = await self.directories.get(involved, named)
         # Not a stored customer: an id derived from the facts lets the strategies spread
         # previews as they spread customers (a stored one may get another member).
         pseudo_id = uuid.uuid5(uuid.NAMESPACE_OID, _identity(customer, given))

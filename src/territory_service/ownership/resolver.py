@@ -65,9 +65,14 @@ _FACT_COLUMNS = (
 
 
 async def directory_for(
-    session: AsyncSession, territory_ids: Iterable[uuid.UUID], *, lock_owners: bool = False
+    session: AsyncSession,
+    territory_ids: Iterable[uuid.UUID],
+    *,
+    named_owner_ids: Iterable[uuid.UUID] = (),
+    lock_owners: bool = False,
 ) -> tuple[Directory, Load]:
-    """The territories, their members and owners, and the members' current load.
+    """The territories, their members and owners (and the owners the matching rules name, who
+    need not be members), and their current load.
 
     `lock_owners`, for writers: the owners are read under key-share locks, in id order, so
     none of them can be deactivated before the caller commits what it gives them (see
@@ -75,7 +80,7 @@ async def directory_for(
     ids = set(territory_ids)
     territories = await TerritoryRepository(session).by_ids(ids)
     members = await MemberRepository(session).of_territories(ids)
-    owner_ids = {m.owner_id for m in members}
+    owner_ids = {m.owner_id for m in members} | set(named_owner_ids)
     if lock_owners and owner_ids:
         locked = (
             select(Owner)
@@ -159,10 +164,11 @@ async def decide(
     """The engine's decision for a stored customer, without writing anything."""
     facts = customer_facts(customer)
     situation = await situation_of(session, customer, ownership)
-    involved = {rule.territory_id for rule in ruleset.match(facts).top}
-    involved |= {ruleset.spec.default_territory_id}
+    top = ruleset.match(facts).top
+    involved = {rule.territory_id for rule in top} | {ruleset.spec.default_territory_id}
     involved |= {t for t in (situation.territory_id, situation.group_territory_id) if t}
-    directory, load = await directory_for(session, involved)
+    named = {rule.owner_id for rule in top if rule.owner_id is not None}
+    directory, load = await directory_for(session, involved, named_owner_ids=named)
     return resolve(ruleset, facts, situation, directory, load)
 
 
@@ -188,12 +194,16 @@ async def resolve_customers(
     facts = {c.id: customer_facts(c) for c in ordered}
     roots = {c.id: await _group_root_place(session, c) for c in ordered}
     situations = {c.id: _situation(c, current.get(c.id), *roots[c.id]) for c in ordered}
-    involved = {ruleset.spec.default_territory_id}
+    involved, named = {ruleset.spec.default_territory_id}, set()
     for customer in ordered:
-        involved |= {rule.territory_id for rule in ruleset.match(facts[customer.id]).top}
+        top = ruleset.match(facts[customer.id]).top
+        involved |= {rule.territory_id for rule in top}
+        named |= {rule.owner_id for rule in top if rule.owner_id is not None}
         situation = situations[customer.id]
         involved |= {t for t in (situation.territory_id, situation.group_territory_id) if t}
-    directory, load = await directory_for(session, involved, lock_owners=True)
+    directory, load = await directory_for(
+        session, involved, named_owner_ids=named, lock_owners=True
+    )
     decisions: dict[uuid.UUID, Decision] = {}
     signals: list[ConflictSignal] = []
     changed = 0
