@@ -16,10 +16,13 @@ from sqlalchemy.orm import DeclarativeBase
 from territory_service.api_keys.models import ApiKey
 from territory_service.customers.models import Customer
 from territory_service.owners.models import Owner
+from territory_service.ownership.models import OwnershipEvent
 from territory_service.pagination import encode_cursor
+from territory_service.pool.models import PoolRules
 from territory_service.rulesets.models import RuleRow, RuleSet
 from territory_service.schemas import MAX_EXACT_NUMBER
-from territory_service.territories.models import Territory
+from territory_service.territories.models import Territory, TerritoryMember
+from territory_service.transfers.models import Transfer
 from tests.api.helpers import activate, add_rule, assert_problem, customer_body, where
 
 NUL = "\u0000"
@@ -224,6 +227,12 @@ STORED_AS: dict[str, type[DeclarativeBase]] = {
     "RuleCreate": RuleRow,
     "RuleUpdate": RuleRow,
     "ApiKeyCreate": ApiKey,
+    "MemberPut": TerritoryMember,
+    "PoolRulesPut": PoolRules,
+    "TransferCreate": Transfer,
+    "OwnershipAssign": OwnershipEvent,
+    "Release": OwnershipEvent,
+    "Handover": OwnershipEvent,
 }
 _COLUMN_RANGES = {SmallInteger: 2**15 - 1, Integer: 2**31 - 1}
 
