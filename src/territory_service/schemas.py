@@ -126,27 +126,19 @@ class _OnlyListedKeys:
 
 OnlyListedKeys = _OnlyListedKeys()
 
-Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NotBlank
-]
-ExternalId = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), NotBlank
-]
-ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NotBlank
-]
-LongText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), NotBlank
-]
-Reason = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NotBlank
-]
-Tag = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NotBlank
-]
-Tier = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), NotBlank
-]
+
+def trimmed(max_length: int) -> StringConstraints:
+    """Text that is trimmed, then must keep 1 to `max_length` characters."""
+    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
+
+
+Name = Annotated[str, trimmed(200), NotBlank]
+ExternalId = Annotated[str, trimmed(128), NotBlank]
+ShortText = Annotated[str, trimmed(64), NotBlank]
+LongText = Annotated[str, trimmed(2000), NotBlank]
+Reason = Annotated[str, trimmed(500), NotBlank]
+Tag = Annotated[str, trimmed(64), NotBlank]
+Tier = Annotated[str, trimmed(32), NotBlank]
 Email = Annotated[
     str,
     StringConstraints(

@@ -34,6 +34,7 @@ from territory_service.schemas import (
     Tag,
     Tier,
     examples,
+    trimmed,
 )
 
 MAX_TAGS = 50
@@ -80,9 +81,7 @@ RegistrationId = Annotated[
         pattern=r"^[0-9A-Za-z][0-9A-Za-z-]*$",
     ),
 ]
-Source = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NotBlank
-]
+Source = Annotated[str, trimmed(64), NotBlank]
 Employees = Annotated[int, Field(ge=0, le=100_000_000)]
 Revenue = Annotated[float, Field(ge=0, le=1e16, allow_inf_nan=False)]
 PotentialScore = Annotated[int, Field(ge=0, le=100)]
