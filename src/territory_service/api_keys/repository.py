@@ -17,9 +17,6 @@ class ApiKeyRepository(Repository[ApiKey]):
     model = ApiKey
     resource_name = "api key"
 
-    async def by_secret_hash(self, secret_hash: str) -> ApiKey | None:
-        return await self.find_by(secret_hash=secret_hash)
-
     async def page(self, *, include_revoked: bool, limit: int, cursor: str | None) -> Page[ApiKey]:
         statement = self.select()
         if not include_revoked:

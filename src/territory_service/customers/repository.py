@@ -314,13 +314,6 @@ class CustomerRepository(TreeRepository[Customer]):
         rows = await self.session.execute(statement)
         return set(rows.scalars())
 
-    async def chunk_after(self, after: uuid.UUID | None, *, limit: int) -> list[Customer]:
-        """The next customers in id order, for bulk work in bounded chunks."""
-        statement = select(Customer).order_by(Customer.id).limit(limit)
-        if after is not None:
-            statement = statement.where(Customer.id > after)
-        return list((await self.session.execute(statement)).scalars())
-
     async def by_ids(self, ids: set[uuid.UUID]) -> list[Customer]:
         statement = self.select().where(Customer.id.in_(ids)).order_by(Customer.id)
         return list((await self.session.execute(statement)).scalars())

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import enum
 import uuid
+from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, exists, func, select
 
@@ -10,6 +12,19 @@ from territory_service.pagination import Page, paginate
 from territory_service.repository import Repository
 from territory_service.territories.models import TerritoryMember
 from territory_service.territories.repository import in_subtrees
+
+
+class OwnerLock(enum.Enum):
+    """How a writer locks the owners it gives customers to (the owner lock of DESIGN §3.6)."""
+
+    # FOR KEY SHARE, the weakest lock PostgreSQL has: it waits for nothing but a deactivation
+    # (which locks the owner FOR UPDATE, so it waits for every transaction giving the owner
+    # customers and then counts them); a deactivation that committed first is seen.
+    GIVING = "key share"
+    # FOR NO KEY UPDATE: one owner's claims queue behind each other (the holding and daily
+    # limits count what the previous claim committed), while other writers' key-share locks
+    # and foreign-key checks pass.
+    CLAIMING = "no key update"
 
 
 class OwnerRepository(Repository[Owner]):
@@ -37,6 +52,23 @@ class OwnerRepository(Repository[Owner]):
             return set()
         rows = await self.session.execute(select(Owner.id).where(Owner.id.in_(ids)))
         return set(rows.scalars())
+
+    async def locked(
+        self, ids: Iterable[uuid.UUID], *, lock: OwnerLock = OwnerLock.GIVING
+    ) -> list[Owner]:
+        """The owners, read afresh under `lock` until the transaction ends, locked in id order
+        (every writer takes them in the same order, so two writers cannot deadlock)."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return []
+        statement = (
+            select(Owner)
+            .where(Owner.id.in_(wanted))
+            .order_by(Owner.id)
+            .with_for_update(read=lock is OwnerLock.GIVING, key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        return list((await self.session.execute(statement)).scalars())
 
     async def by_ids(self, ids: set[uuid.UUID]) -> list[Owner]:
         if not ids:

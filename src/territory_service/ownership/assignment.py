@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.models import Customer
 from territory_service.errors import Conflict, InvalidReference, NotFound, OutOfScope
 from territory_service.owners.models import Owner
+from territory_service.owners.repository import OwnerRepository
 from territory_service.ownership.groups import follow_group
 from territory_service.ownership.models import Ownership, OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
@@ -53,17 +53,9 @@ async def _locked_ownership(
 
 
 async def share_locked_owner(session: AsyncSession, owner_id: uuid.UUID) -> Owner | None:
-    """The owner, read under a key-share lock held until the transaction ends (DESIGN §3.6):
-    deactivation locks the owner row for update, so it waits for every transaction giving
-    them customers and then counts those customers; and a deactivation that committed first
-    is seen here. The lock is the weakest PostgreSQL has: it waits for nothing but that."""
-    statement = (
-        select(Owner)
-        .where(Owner.id == owner_id)
-        .with_for_update(read=True, key_share=True)
-        .execution_options(populate_existing=True)
-    )
-    return (await session.execute(statement)).scalar_one_or_none()
+    """The owner, locked as a writer giving them customers locks them (`OwnerLock.GIVING`)."""
+    found = await OwnerRepository(session).locked([owner_id])
+    return found[0] if found else None
 
 
 async def check_target(

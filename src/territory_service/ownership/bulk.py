@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from territory_service.customers.models import Customer
 from territory_service.db import dialect_insert, fetch_rows, string_array, utcnow
 from territory_service.logs import request_id_var
-from territory_service.owners.models import Owner
+from territory_service.owners.repository import OwnerRepository
 from territory_service.ownership.models import Ownership, OwnershipEvent, OwnershipSource
 from territory_service.ownership.resolver import SOURCES, directory_for
 from territory_service.rules.directory import Directory, Load
@@ -334,7 +334,7 @@ async def write_changes(
 
     The run decided with the owners it read when it began. The owners receiving customers are
     read again here under key-share locks, as every writer that gives owners customers does
-    (see `ownership.assignment.share_locked_owner`): a change to an owner deactivated since is
+    (see `OwnerRepository.locked`): a change to an owner deactivated since is
     lost too, and no deactivation can slip in before this transaction commits."""
     if not changes:
         return []
@@ -356,15 +356,7 @@ async def write_changes(
 
 async def _lock_active_owners(session: AsyncSession, owner_ids: set[uuid.UUID]) -> set[uuid.UUID]:
     """Those of the owners that are active, key-share locked in id order."""
-    if not owner_ids:
-        return set()
-    rows = await session.execute(
-        select(Owner.id)
-        .where(Owner.id.in_(sorted(owner_ids)), Owner.active)
-        .order_by(Owner.id)
-        .with_for_update(read=True, key_share=True)
-    )
-    return set(rows.scalars())
+    return {owner.id for owner in await OwnerRepository(session).locked(owner_ids) if owner.active}
 
 
 async def _upsert(

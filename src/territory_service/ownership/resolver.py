@@ -12,12 +12,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.models import Customer
-from territory_service.owners.models import Owner
 from territory_service.owners.repository import OwnerRepository
 from territory_service.ownership.models import Ownership, OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
@@ -29,7 +27,7 @@ from territory_service.rules.directory import (
     Strategy,
     TerritoryInfo,
 )
-from territory_service.rules.facts import facts_of
+from territory_service.rules.facts import FIELDS, facts_of
 from territory_service.rules.resolution import (
     ConflictSignal,
     Decision,
@@ -57,11 +55,8 @@ def customer_facts(customer: Customer) -> dict[str, object]:
     return facts_of({name: getattr(customer, name) for name in _FACT_COLUMNS})
 
 
-_FACT_COLUMNS = (
-    "name", "source", "external_id", "country", "province", "city", "district", "industry",
-    "tier", "registration_id", "employees", "annual_revenue", "potential_score", "tags",
-    "attributes",
-)  # fmt: skip
+# The customer columns rules read: the engine's fact fields, and the free-form attributes.
+_FACT_COLUMNS = (*FIELDS, "attributes")
 
 
 async def directory_for(
@@ -76,20 +71,13 @@ async def directory_for(
 
     `lock_owners`, for writers: the owners are read under key-share locks, in id order, so
     none of them can be deactivated before the caller commits what it gives them (see
-    `ownership.assignment.share_locked_owner`)."""
+    `OwnerRepository.locked`)."""
     ids = set(territory_ids)
     territories = await TerritoryRepository(session).by_ids(ids)
     members = await MemberRepository(session).of_territories(ids)
     owner_ids = {m.owner_id for m in members} | set(named_owner_ids)
-    if lock_owners and owner_ids:
-        locked = (
-            select(Owner)
-            .where(Owner.id.in_(owner_ids))
-            .order_by(Owner.id)
-            .with_for_update(read=True, key_share=True)
-            .execution_options(populate_existing=True)
-        )
-        owners = list((await session.execute(locked)).scalars())
+    if lock_owners:
+        owners = await OwnerRepository(session).locked(owner_ids)
     else:
         owners = await OwnerRepository(session).by_ids(owner_ids)
     infos = {

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.conflicts.recorder import record_signals
 from territory_service.errors import Conflict, Forbidden, InvalidReference, NotFound, ServiceError
-from territory_service.owners.models import Owner
+from territory_service.owners.repository import OwnerLock, OwnerRepository
 from territory_service.ownership.assignment import OwnerNotAssignable
 from territory_service.ownership.models import Ownership, OwnershipEvent, OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
@@ -108,13 +108,8 @@ async def claim(
     taken: Ownership | None = None
     async with transaction(session, resource="ownership"):
         await visible_customer(session, customer_id, principal)
-        # FOR NO KEY UPDATE: one owner's claims queue behind each other, while the key-share
-        # locks of other assignments to the owner (and foreign-key checks) pass.
-        owner = (
-            await session.execute(
-                select(Owner).where(Owner.id == claimant).with_for_update(key_share=True)
-            )
-        ).scalar_one_or_none()
+        found = await OwnerRepository(session).locked([claimant], lock=OwnerLock.CLAIMING)
+        owner = found[0] if found else None
         if owner is None:
             raise InvalidReference("owner_id", "owner", claimant)
         if not owner.active:

@@ -28,8 +28,3 @@ class Principal:
     @property
     def is_territory_scoped(self) -> bool:
         return self.territory_ids is not None
-
-
-def territory_roots(principal: Principal | None) -> frozenset[uuid.UUID] | None:
-    """The subtrees a caller may see; None when it may see everything."""
-    return None if principal is None else principal.territory_ids
