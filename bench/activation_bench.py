@@ -33,8 +33,8 @@ from territory_service.owners.models import Owner
 from territory_service.ownership.bulk import PoolRun
 from territory_service.ownership.models import Ownership
 from territory_service.rulesets.activation import CHUNK, re_resolve_all
+from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.models import RuleRow, RuleSet, RuleSetState
-from territory_service.rulesets.service import compiled
 from territory_service.territories.models import DistributionStrategy, Territory, TerritoryMember
 
 SERVER = os.environ.get(

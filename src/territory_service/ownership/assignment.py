@@ -23,8 +23,8 @@ from territory_service.ownership.resolver import SOURCES, decide
 from territory_service.ownership.service import visible_customer
 from territory_service.preconditions import ExpectedVersion, check_expected
 from territory_service.rules.resolution import Source
+from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.repository import RuleSetRepository
-from territory_service.rulesets.service import compiled
 from territory_service.security.principal import Principal
 from territory_service.territories.repository import MemberRepository, TerritoryRepository
 from territory_service.transaction import transaction

@@ -24,7 +24,7 @@ from territory_service.ownership.service import NoActiveRuleSet, decision_out
 from territory_service.rules import resolution
 from territory_service.rules.directory import Directory, Load
 from territory_service.rules.facts import facts_of
-from territory_service.rulesets.service import compiled_version
+from territory_service.rulesets.compiled import compiled_version
 from territory_service.transaction import transaction
 
 _Entry = tuple[Directory, Load]

@@ -36,8 +36,8 @@ from territory_service.rules.resolution import (
     resolve,
 )
 from territory_service.rules.ruleset import CompiledRuleSet
+from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.repository import RuleSetRepository
-from territory_service.rulesets.service import compiled
 from territory_service.security.principal import Principal
 from territory_service.territories.repository import MemberRepository, TerritoryRepository
 

@@ -17,8 +17,8 @@ from territory_service.ownership.schemas import Decision, Explanation, Ownership
 from territory_service.pagination import Page
 from territory_service.rules import resolution
 from territory_service.rules.ruleset import CompiledRuleSet
+from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.repository import RuleSetRepository
-from territory_service.rulesets.service import compiled
 from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 

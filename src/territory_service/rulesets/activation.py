@@ -31,10 +31,11 @@ from territory_service.ownership.bulk import (
     write_changes,
 )
 from territory_service.ownership.resolver import resolve_customers
+from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.models import RuleSet, RuleSetState
 from territory_service.rulesets.repository import RuleSetRepository
 from territory_service.rulesets.schemas import ValidationReport
-from territory_service.rulesets.service import compiled, report_for
+from territory_service.rulesets.service import report_for
 from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 

@@ -6,7 +6,7 @@ import re
 import uuid
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.db import utcnow
 from territory_service.errors import Conflict, InvalidReference, NotFound, ServiceError
@@ -15,7 +15,8 @@ from territory_service.pagination import Page
 from territory_service.preconditions import ExpectedVersion, check_expected
 from territory_service.rules.analysis import analyse
 from territory_service.rules.conditions import check_condition
-from territory_service.rules.ruleset import CompiledRuleSet, Rule, RuleSetSpec, TiePolicy
+from territory_service.rules.ruleset import TiePolicy
+from territory_service.rulesets.compiled import spec_of
 from territory_service.rulesets.conditions import ConditionIn, to_engine
 from territory_service.rulesets.models import RuleRow, RuleSet, RuleSetState
 from territory_service.rulesets.repository import RuleRepository, RuleSetRepository
@@ -64,56 +65,6 @@ def check_rule_condition(condition: ConditionIn) -> None:
 def _pointer(path: str) -> str:
     # "any_of[1].all_of[0].value" -> "any_of/1/all_of/0/value"
     return re.sub(r"\[(\d+)\]", r"/\1", path).replace(".", "/")
-
-
-def spec_of(ruleset: RuleSet, rows: list[RuleRow]) -> RuleSetSpec:
-    return RuleSetSpec(
-        version=ruleset.number,
-        rules=tuple(
-            Rule(
-                id=row.id,
-                name=row.name,
-                priority=row.priority,
-                condition=to_engine(row.condition),
-                territory_id=row.territory_id,
-                owner_id=row.owner_id,
-                enabled=row.enabled,
-                position=row.position,
-            )
-            for row in rows
-        ),
-        default_territory_id=ruleset.default_territory_id,
-        tie_policy=ruleset.tie_policy,
-    )
-
-
-# Compiled rule sets by (id, resource version). A draft's version moves on every edit and an
-# active set never changes, so an entry can never be stale, on any replica.
-_COMPILED: dict[tuple[uuid.UUID, int], CompiledRuleSet] = {}
-_COMPILED_LIMIT = 8
-
-
-async def compiled(session: AsyncSession, ruleset: RuleSet) -> CompiledRuleSet:
-    key = (ruleset.id, ruleset.version)
-    found = _COMPILED.get(key)
-    if found is None:
-        rows = await RuleRepository(session).of_ruleset(ruleset.id)
-        found = CompiledRuleSet(spec_of(ruleset, rows))
-        while len(_COMPILED) >= _COMPILED_LIMIT:
-            _COMPILED.pop(next(iter(_COMPILED)))
-        _COMPILED[key] = found
-    return found
-
-
-async def compiled_version(
-    session_factory: async_sessionmaker[AsyncSession], ruleset_id: uuid.UUID, version: int
-) -> CompiledRuleSet:
-    """The compiled rule set with this id and version, read and compiled on first use only."""
-    found = _COMPILED.get((ruleset_id, version))
-    if found is not None:
-        return found
-    async with session_factory() as session, transaction(session, resource="rule set"):
-        return await compiled(session, await RuleSetRepository(session).get_or_raise(ruleset_id))
 
 
 async def _check_references(

@@ -25,9 +25,9 @@ from territory_service.jobs.repository import JobRepository
 from territory_service.ownership.bulk import Decided, Place, PoolRun, collector_paused, decide_all
 from territory_service.pagination import Page, paginate
 from territory_service.rules.resolution import ConflictKind
+from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.models import SimulationMove
 from territory_service.rulesets.repository import RuleSetRepository
-from territory_service.rulesets.service import compiled
 from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 
