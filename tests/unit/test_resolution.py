@@ -4,8 +4,11 @@ stability first, then the territory's strategy, else the pool."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
 
 from territory_service.rules.conditions import Clause, Condition, Op, Predicate
 from territory_service.rules.directory import (
@@ -16,7 +19,14 @@ from territory_service.rules.directory import (
     Strategy,
     TerritoryInfo,
 )
-from territory_service.rules.resolution import ConflictKind, Situation, Source, resolve
+from territory_service.rules.resolution import (
+    ConflictKind,
+    Settled,
+    Situation,
+    Source,
+    resolve,
+    settled,
+)
 from territory_service.rules.ruleset import CompiledRuleSet, Rule, RuleSetSpec, TiePolicy
 
 EAST, SOUTH, DEFAULT = (uuid.UUID(int=i) for i in (1, 2, 3))
@@ -220,3 +230,144 @@ def test_round_robin_and_weighted_spread_customers_by_share() -> None:
     ]
     assert 0.45 < spread.count(ZHANG) / len(customers) < 0.55
     assert 0.70 < shares.count(ZHANG) / len(customers) < 0.80
+
+
+# --- the set-based run's shortcut is the engine's own: it never disagrees with resolve -------
+
+TERRITORIES, OWNERS = (EAST, SOUTH, DEFAULT), (ZHANG, LI, WANG)
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> tuple[CompiledRuleSet, Directory, Load, Situation, dict[str, Any]]:
+    maybe_capacity = st.sampled_from([None, None, None, None, None, 0, 1, 3])
+    members = [
+        (territory, Member(owner, capacity=draw(maybe_capacity)))
+        for territory in TERRITORIES
+        for owner in OWNERS
+        if draw(st.booleans())
+    ]
+    owners = {
+        o: OwnerInfo(
+            o,
+            active=draw(st.sampled_from([True, True, True, True, False])),
+            capacity=draw(maybe_capacity),
+        )
+        for o in OWNERS
+    }
+    world = Directory(
+        {
+            t: TerritoryInfo(t, Strategy.ROUND_ROBIN, tuple(m for tt, m in members if tt == t))
+            for t in TERRITORIES
+        },
+        owners,
+    )
+    load = Load()
+    for member_of, member in members:
+        for _ in range(draw(st.integers(0, 3))):
+            load.move(None, (member_of, member.owner_id))
+    rules = [
+        rule(
+            n,
+            # The first rule matches most customers (上海), so that matches are common.
+            where("province", Op.EQ, "上海" if n == 0 else draw(st.sampled_from(["上海", "广东"]))),
+            draw(st.sampled_from(TERRITORIES)),
+            priority=draw(st.sampled_from([1, 2])),
+            owner_id=draw(st.sampled_from([None, None, None, *OWNERS])),
+        )
+        for n in range(draw(st.integers(1, 3)))
+    ]
+    compiled = ruleset(*rules, tie_policy=draw(st.sampled_from(list(TiePolicy))))
+    # Mostly where the first rule points, so that the customers who stay are common.
+    targets = [r.territory_id for r in rules[:1]] or list(TERRITORIES)
+    territory: uuid.UUID | None = draw(st.sampled_from([None, *targets * 6]))
+    owner: uuid.UUID | None = None
+    if territory is not None:
+        here = [m.owner_id for t, m in members if t == territory] or list(OWNERS)
+        owner = draw(st.sampled_from([None, *here * 2]))
+    situation = Situation(
+        customer_id=CUSTOMER,
+        territory_id=territory,
+        owner_id=owner,
+        locked=territory is not None and draw(st.booleans()),
+    )
+    return (
+        compiled,
+        world,
+        load,
+        situation,
+        {"province": draw(st.sampled_from(["上海"] * 4 + ["广东"]))},
+    )
+
+
+World = tuple[CompiledRuleSet, Directory, Load, Situation, dict[str, Any]]
+
+
+def settled_in(world: World) -> Settled | None:
+    compiled, directory, _, situation, facts = world
+    return settled(
+        compiled.match(facts | {"tags": frozenset()}),
+        situation.territory_id,
+        situation.owner_id,
+        locked=situation.locked,
+        in_group=False,
+        unbounded=directory.unbounded(),
+        closed=directory.closed(),
+    )
+
+
+@pytest.mark.parametrize("kind", list(Settled))
+def test_the_worlds_reach_every_way_of_staying(kind: Settled) -> None:
+    find(worlds(), lambda world: settled_in(world) is kind, settings=settings(max_examples=2000))
+
+
+@settings(max_examples=600)
+@given(worlds())
+def test_a_customer_the_engine_calls_settled_is_left_where_it_is_by_resolve(world: World) -> None:
+    assert_settled_agrees(world)
+
+
+CLOSED = directory((EAST, Member(ZHANG)), inactive=(ZHANG,))  # nobody in EAST can take one
+
+
+@pytest.mark.parametrize(
+    "world",
+    [
+        # Locked in a pool nobody can take from: the lock keeps it, and no_capacity is not
+        # the lock's to signal.
+        (
+            ruleset(EAST_RULE),
+            CLOSED,
+            Load(),
+            Situation(CUSTOMER, EAST, None, locked=True),
+            dict(SHANGHAI),
+        ),
+        # Two rules tie on different targets under the pool policy: the default pool wins.
+        (
+            ruleset(EAST_RULE, rule(2, EAST_RULE.condition, SOUTH), tie_policy=TiePolicy.POOL),
+            STAFFED,
+            Load(),
+            Situation(CUSTOMER, EAST, ZHANG),
+            dict(SHANGHAI),
+        ),
+    ],
+    ids=["locked-in-a-closed-pool", "tie-to-the-pool"],
+)
+def test_the_edges_of_settled_agree_with_resolve(world: World) -> None:
+    assert_settled_agrees(world)
+
+
+def assert_settled_agrees(world: World) -> None:
+    """When the engine says the customer stays, resolving it leaves it there, signalling
+    no_capacity exactly for a closed pool, and never a drift."""
+    compiled, directory, load, situation, facts = world
+    stays = settled_in(world)
+    if stays is None:
+        return
+    decision = resolve(compiled, facts | {"tags": frozenset()}, situation, directory, load)
+    assert (decision.territory_id, decision.owner_id) == (
+        situation.territory_id,
+        situation.owner_id,
+    )
+    kinds = {signal.kind for signal in decision.conflicts}
+    assert (ConflictKind.NO_CAPACITY in kinds) == (stays is Settled.CLOSED_POOL)
+    assert ConflictKind.LOCKED_DRIFT not in kinds

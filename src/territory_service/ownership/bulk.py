@@ -37,9 +37,11 @@ from territory_service.rules.facts import ATTRIBUTE_PREFIX, FIELDS
 from territory_service.rules.resolution import (
     ConflictSignal,
     Decision,
+    Settled,
     Situation,
     no_capacity,
     resolve_match,
+    settled,
 )
 from territory_service.rules.ruleset import CompiledRuleSet
 from territory_service.security.principal import Principal
@@ -174,16 +176,7 @@ class PoolRun:
 
     def decide(self, rows: Sequence[Sequence[Any]], into: Decided) -> None:
         """Resolve customers read by `read` into `into`, moving the load as customers move.
-
-        Most customers of a re-division stay where they are, so the steps `resolve` would take
-        for them are taken here without building a decision. For a customer that is not a
-        subsidiary and whose match is one untied rule without a named owner pointing at its
-        own territory:
-        - held by an owner whose room never depends on the load, it stays (stability first;
-          when it is locked, the lock keeps it there with no drift);
-        - unlocked in the pool of a territory where no member can take it, it stays there,
-          and `no_capacity` is signalled.
-        Every other customer goes through `resolve`."""
+        A customer the engine knows stays (`settled`) is counted without a decision."""
         stayed, changes, signals = into.stayed, into.changes, into.signals
         ruleset, directory, load = self.ruleset, self.directory, self.load
         row_match, unbounded, roots = self._row_match, self._unbounded, self.roots
@@ -193,21 +186,20 @@ class PoolRun:
             match = row_match(row)
             if match is None:
                 match = ruleset.match(self.facts(row))
-            top = match.top
-            if (
-                top
-                and top[0].territory_id == territory_id
-                and top[0].owner_id is None
-                and (len(top) == 1 or not match.is_tie)
-                and customer_id not in roots
-            ):
-                if (place := (territory_id, owner_id)) in unbounded:
-                    stayed[place] += 1
-                    continue
-                if owner_id is None and not locked and territory_id in closed:
+            stays = settled(
+                match,
+                territory_id,
+                owner_id,
+                locked=bool(locked),
+                in_group=customer_id in roots,
+                unbounded=unbounded,
+                closed=closed,
+            )
+            if stays is not None:
+                if stays is Settled.CLOSED_POOL:
                     signals.append(no_capacity(customer_id, territory_id))
-                    stayed[place] += 1
-                    continue
+                stayed[(territory_id, owner_id)] += 1
+                continue
             situation = self._situation(customer_id, territory_id, owner_id, bool(locked))
             decision = resolve_match(ruleset, match, situation, directory, load)
             signals.extend(decision.conflicts)

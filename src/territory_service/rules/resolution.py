@@ -12,6 +12,7 @@ import enum
 import functools
 import uuid
 import weakref
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -300,6 +301,50 @@ def _drift(
         rule_ids=(rule.id,) if rule else (),
         details={"rules_territory_id": str(territory_id)},
     )
+
+
+class Settled(enum.Enum):
+    """How a customer stays where it is, decided without building a decision."""
+
+    HELD = "held"  # with an owner whose room never depends on the load
+    CLOSED_POOL = "closed pool"  # in the pool of a territory no member can take it from
+
+
+def settled(
+    match: Match,
+    territory_id: uuid.UUID | None,
+    owner_id: uuid.UUID | None,
+    *,
+    locked: bool,
+    in_group: bool,
+    unbounded: AbstractSet[tuple[uuid.UUID, uuid.UUID | None]],
+    closed: AbstractSet[uuid.UUID],
+) -> Settled | None:
+    """Whether `resolve_match` would leave the customer where it is, known from the match and
+    the directory alone (`unbounded` and `closed` are `Directory.unbounded()` and `.closed()`).
+    Most customers of a re-division stay, so the set-based run asks this first.
+
+    Only for a customer outside a group whose match is one untied rule, without a named
+    owner, pointing at its own territory:
+    - held by an owner whose room never depends on the load, it stays (stability first; when
+      it is locked, the lock keeps it there and the rules agree: no drift);
+    - unlocked in the pool of a territory where no member can take it, it stays there, and
+      the decision would signal `no_capacity`.
+    Anything else: None, resolve it."""
+    top = match.top
+    if (
+        in_group
+        or not top
+        or top[0].territory_id != territory_id
+        or top[0].owner_id is not None
+        or (len(top) > 1 and match.is_tie)
+    ):
+        return None
+    if (territory_id, owner_id) in unbounded:
+        return Settled.HELD
+    if owner_id is None and not locked and territory_id in closed:
+        return Settled.CLOSED_POOL
+    return None
 
 
 def no_capacity(customer_id: uuid.UUID, territory_id: uuid.UUID) -> ConflictSignal:
