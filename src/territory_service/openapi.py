@@ -35,6 +35,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     _declare_response_headers(document)
     _parameters_are_never_null(document)
     _declare_links(document)
+    _keys_only_as_listed(document["components"]["schemas"])
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem.pop("$defs", {}))
@@ -107,6 +108,19 @@ def _declare_links(document: dict[str, Any]) -> None:
                         }
                 if not links:
                     del responses[status]["links"]
+
+
+def _keys_only_as_listed(schema: Any) -> None:
+    """A dict whose keys pydantic constrains is shown with `patternProperties`, which leaves
+    any other key allowed by the schema but refused by the server: say that none is."""
+    if isinstance(schema, dict):
+        if "patternProperties" in schema:
+            schema.setdefault("additionalProperties", False)
+        for value in schema.values():
+            _keys_only_as_listed(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _keys_only_as_listed(value)
 
 
 def _parameters_are_never_null(document: dict[str, Any]) -> None:

@@ -74,8 +74,11 @@ BlankIsNone = BeforeValidator(_blank_to_none)
 # `\\uD800` escape in JSON, never as UTF-8; it is refused too, and the descriptions say so, but
 # is left out of the pattern, which generators cannot take with surrogate ranges.)
 STORABLE_TEXT = r"^[^\x00]*$"
-# The same, for text that is trimmed and must keep a character: not blank.
-VISIBLE_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
+# The same, for text that is trimmed and must keep a character: not blank. "Space" is spelled
+# out (every character Python or pydantic's trimming removes), since `\s` means different sets
+# in different regex engines.
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+VISIBLE_TEXT = rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
 
 
 def _storable(value: str) -> str:
@@ -111,20 +114,6 @@ class _Storable:
 Storable = _Storable(STORABLE_TEXT)
 NotBlank = _Storable(VISIBLE_TEXT)
 StorableText = Annotated[str, Storable]
-
-
-class _OnlyListedKeys:
-    """For a dict whose keys must match `patternProperties`: the schema says no other key goes."""
-
-    def __get_pydantic_json_schema__(
-        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema = handler(schema)
-        json_schema["additionalProperties"] = False
-        return json_schema
-
-
-OnlyListedKeys = _OnlyListedKeys()
 
 
 def trimmed(max_length: int) -> StringConstraints:

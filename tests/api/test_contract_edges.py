@@ -296,9 +296,24 @@ def test_a_patch_field_is_nullable_in_the_document_exactly_when_null_is_accepted
     assert wrong == []
 
 
-def test_attributes_admit_no_key_the_server_refuses(app: FastAPI) -> None:
-    attributes = app.openapi()["components"]["schemas"]["CustomerCreate"]["properties"]
-    assert attributes["attributes"]["additionalProperties"] is False
+def test_a_dict_with_listed_keys_admits_no_other_key(app: FastAPI) -> None:
+    """pydantic shows constrained keys as `patternProperties`, which alone would let a client
+    send any other key (`attributes`, pool rules by tier), which the server refuses."""
+    found: list[dict[str, Any]] = []
+
+    def walk(schema: Any) -> None:
+        if isinstance(schema, dict):
+            if "patternProperties" in schema:
+                found.append(schema)
+            for value in schema.values():
+                walk(value)
+        elif isinstance(schema, list):
+            for value in schema:
+                walk(value)
+
+    walk(app.openapi()["components"]["schemas"])
+    assert len(found) >= 3
+    assert all(schema.get("additionalProperties") is False for schema in found)
 
 
 def test_if_match_is_required_where_its_absence_is_a_428(app: FastAPI) -> None:
@@ -351,3 +366,18 @@ def test_every_request_example_is_a_request_the_server_takes(app: FastAPI) -> No
             by_name[name].model_validate(example)
             checked += 1
     assert checked >= 8
+
+
+@pytest.mark.parametrize("threshold", [5e-324, 2.2250738585e-313, 1e-9])
+async def test_a_tiny_similarity_threshold_lists_every_similar_name(
+    client: httpx.AsyncClient, threshold: float
+) -> None:
+    """A threshold of (almost) nothing bounds no name length; its bound must not become an
+    infinite or out-of-range number on the way to the database (schemathesis found a 500)."""
+    first = (await client.post("/v1/customers", json=customer_body(name="华东机械"))).json()
+    await client.post("/v1/customers", json=customer_body(name="西南电子机械有限公司"))
+    response = await client.get(
+        f"/v1/customers/{first['id']}/duplicates", params={"min_similarity": threshold}
+    )
+    assert response.status_code == 200, response.text
+    assert len(response.json()["items"]) == 1

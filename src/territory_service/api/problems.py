@@ -184,9 +184,11 @@ def _places(loc: Sequence[str | int], document: object) -> list[str | int]:
     """The parts of `loc` that name places in `document`. Pydantic also puts the member of a
     union it tried in `loc` (a discriminator's value such as `lte`, or a type's name): a key
     that the object at that point does not have is such a label, unless it is the last part
-    (a missing field). Without the document, `loc` is taken as it is."""
+    (a missing field). Without the document, `loc` is taken as it is. `[key]` marks an error
+    in an object's key rather than its value: the pointer names the member."""
+    loc = [part for part in loc if part != "[key]"]
     if not isinstance(document, dict | list):
-        return list(loc)
+        return loc
     places: list[str | int] = []
     value: object = document
     for position, part in enumerate(loc):

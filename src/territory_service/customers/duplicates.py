@@ -162,14 +162,18 @@ class _CommonTerritories:
         return self._ancestors[territory_id]
 
 
+_LONGEST_NAME: int = getattr(Customer.__table__.c.normalized_name.type, "length", 200)
+
+
 def _length_bounds(length: int, threshold: float) -> tuple[int, int | None]:
     """Lengths a name may have and still reach `threshold` against a name of `length`:
     difflib's ratio is at most twice the shorter length over both lengths."""
     if threshold <= 0:
         return 0, None
     low = math.ceil(length * threshold / (2 - threshold) - 1e-9)
-    high = math.floor(length * (2 - threshold) / threshold + 1e-9)
-    return low, high
+    high = length * (2 - threshold) / threshold
+    # A tiny threshold bounds nothing (its bound may not even be a finite number).
+    return low, (math.floor(high + 1e-9) if high < _LONGEST_NAME else None)
 
 
 async def list_duplicates(

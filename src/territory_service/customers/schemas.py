@@ -24,7 +24,6 @@ from territory_service.schemas import (
     NotNull,
     Number,
     OneError,
-    OnlyListedKeys,
     OptionalShortText,
     OutputModel,
     PageOut,
@@ -69,7 +68,6 @@ Attributes = Annotated[
         description="Custom facts for rules (`attributes.<key>`): strings, booleans or numbers "
         "(within ±(2^53 - 1), where every integer is exact).",
     ),
-    OnlyListedKeys,
 ]
 RegistrationId = Annotated[
     str,
