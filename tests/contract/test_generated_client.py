@@ -5,6 +5,7 @@ activate a rule set and follow its job to the end, follow the change feed, and r
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import subprocess
@@ -158,7 +159,7 @@ async def test_an_integrator_runs_the_flows_with_the_generated_client_alone(
         job = (await generated["get_job"].asyncio_detailed(job.id, client=api)).parsed
         if job.status in (m.JobStatus.SUCCEEDED, m.JobStatus.FAILED):
             break
-        await __import__("asyncio").sleep(0.01)
+        await asyncio.sleep(0.01)
     assert job.status == m.JobStatus.SUCCEEDED
     assert job.done == job.total == len(created)
     assert isinstance(job.result, m.ActivationResult)
