@@ -27,11 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from territory_service.config import Settings
 from territory_service.db import create_engine, create_session_factory
 from territory_service.demo.catalog import INDUSTRIES, PROVINCES, REGIONS
-from territory_service.main import settle_heap
+from territory_service.heap import settle_heap
 from territory_service.migrate import upgrade_to_head
 from territory_service.owners.models import Owner
-from territory_service.ownership.bulk import PoolRun
 from territory_service.ownership.models import Ownership
+from territory_service.ownership.pool_run import PoolRun
 from territory_service.rulesets.activation import CHUNK, re_resolve_all
 from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.models import RuleRow, RuleSet, RuleSetState

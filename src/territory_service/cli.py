@@ -26,7 +26,8 @@ logger = logging.getLogger("territory_service")
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
-    from territory_service.main import create_app, settle_heap
+    from territory_service.heap import settle_heap
+    from territory_service.main import create_app
 
     app = create_app(settings)
     settle_heap()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -72,14 +71,6 @@ ROUTERS = (
 def _operation_id(route: APIRoute) -> str:
     # The endpoint function's name: `list_customers`, `create_owner`, ... read well in clients.
     return route.name
-
-
-def settle_heap() -> None:
-    """Exempt what is alive now (modules, the app, its routes and schemas: it lives as long as
-    the process) from the cyclic garbage collector. Otherwise every full collection walks it
-    again; in a bulk run over the pool those walks cost more than a third of the time."""
-    gc.collect()
-    gc.freeze()
 
 
 def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None = None) -> FastAPI:

@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from territory_service.customers.models import Customer
 from territory_service.jobs import service as jobs
-from territory_service.ownership.bulk import Change, Decided, decide_all, write_changes
+from territory_service.ownership.changes import Held
 from territory_service.ownership.models import Ownership, OwnershipEvent
+from territory_service.ownership.pool_run import Change, Decided, decide_all
+from territory_service.ownership.pool_writes import write_changes
 from territory_service.ownership.resolver import resolve_customers
 from territory_service.rules.resolution import Decision, Source
 from territory_service.rulesets import activation
@@ -59,10 +61,8 @@ async def test_a_row_changed_since_the_read_is_lost_not_overwritten(
             .where(Ownership.customer_id == uuid.UUID(untouched["id"]))
             .values(version=2)
         )
-    before = (uuid.UUID(here["id"]), None)
-    changes = [
-        Change(uuid.UUID(c["id"]), 1, before, rule_decision(there)) for c in (moved, untouched)
-    ]
+    held = Held(1, uuid.UUID(here["id"]), None, None)
+    changes = [Change(uuid.UUID(c["id"]), held, rule_decision(there)) for c in (moved, untouched)]
 
     lost = await write(app, changes)
 
@@ -84,7 +84,7 @@ async def test_a_first_ownership_loses_to_a_row_created_meanwhile(
     customer = await create_customer(client)
     await place_customer(engine, customer, here)  # created after the run saw no row
 
-    lost = await write(app, [Change(uuid.UUID(customer["id"]), None, None, rule_decision(there))])
+    lost = await write(app, [Change(uuid.UUID(customer["id"]), None, rule_decision(there))])
 
     assert len(lost) == 1
     assert await event_count(engine) == 0

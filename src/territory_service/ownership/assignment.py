@@ -19,7 +19,7 @@ from territory_service.owners.repository import OwnerRepository
 from territory_service.ownership.groups import follow_group
 from territory_service.ownership.models import Ownership, OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
-from territory_service.ownership.resolver import SOURCES, decide
+from territory_service.ownership.resolver import decide
 from territory_service.ownership.service import visible_customer
 from territory_service.preconditions import ExpectedVersion, check_expected
 from territory_service.rules.resolution import Source
@@ -176,33 +176,27 @@ async def unlock(
         if not current.locked:
             raise Conflict("the ownership is not locked", customer_id=str(customer_id))
         active = await RuleSetRepository(session).active()
-        place: tuple[uuid.UUID, uuid.UUID | None, OwnershipSource, uuid.UUID | None, int | None]
-        place = (current.territory_id, current.owner_id, current.source, None, None)
+        ownerships = OwnershipRepository(session)
+        reason = reason or "unlocked"
+        decision = None
         if active is not None:
             current.locked = False  # decide as the rules would for an unlocked customer
             decision = await decide(session, await compiled(session, active), customer, current)
             await record_signals(session, decision.conflicts, ruleset_version=active.number)
-            if decision.source is not Source.KEPT:
-                place = (
-                    decision.territory_id,
-                    decision.owner_id,
-                    SOURCES[decision.source],
-                    decision.rule_id,
-                    decision.ruleset_version,
-                )
-        territory_id, owner_id, source, rule_id, ruleset_version = place
-        ownership = OwnershipRepository(session).assign(
-            customer_id,
-            current,
-            territory_id=territory_id,
-            owner_id=owner_id,
-            source=source,
-            rule_id=rule_id,
-            ruleset_version=ruleset_version,
-            locked=False,
-            reason=reason or "unlocked",
-            actor=principal,
-        )
+        if decision is not None and decision.source is not Source.KEPT:
+            ownership = ownerships.assign_decided(
+                customer_id, current, decision, reason=reason, actor=principal
+            )
+        else:
+            ownership = ownerships.assign(
+                customer_id,
+                current,
+                territory_id=current.territory_id,
+                owner_id=current.owner_id,
+                source=current.source,
+                reason=reason,
+                actor=principal,
+            )
         await session.flush()
         if principal.territory_ids is not None:
             await check_target(

@@ -1,8 +1,8 @@
-"""Ownership rows and their events. Every change of a row writes its one event, here."""
+"""Ownership rows and their events. Every change of a row writes its one event, here, with the
+values `ownership/changes.py` gives them."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Iterable
 
@@ -10,33 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.db import utcnow
-from territory_service.logs import request_id_var
+from territory_service.ownership.changes import Attribution, Held, OwnershipChange
 from territory_service.ownership.models import Ownership, OwnershipEvent, OwnershipSource
 from territory_service.pagination import Page, paginate
+from territory_service.rules.resolution import Decision
 from territory_service.security.principal import Principal
 
-Place = tuple[uuid.UUID | None, uuid.UUID | None]  # (territory, owner); owner None: the pool
-
-
-# Moves that pass a customer from owner to owner without anyone deciding to work it anew keep
-# the pool's reclaim clock running (a hand-over must not buy a rep more time).
-KEEPS_CLOCK = frozenset({OwnershipSource.TRANSFER, OwnershipSource.GROUP, OwnershipSource.MERGE})
-
-
-def held_since(
-    current: Ownership | None,
-    owner_id: uuid.UUID | None,
-    source: OwnershipSource,
-    now: dt.datetime,
-) -> dt.datetime | None:
-    """When the new owner's hold began: None in the pool, kept for the same owner and for
-    moves that keep the clock, else now."""
-    if owner_id is None:
-        return None
-    previous = None if current is None else current.owner_id
-    if current is not None and previous is not None:
-        return current.held_since if previous == owner_id or source in KEEPS_CLOCK else now
-    return now
+# The key and the version counter of a row are the mapper's, not a change's to set.
+_KEPT_BY_MAPPER = frozenset({"customer_id", "version"})
 
 
 class OwnershipRepository:
@@ -73,33 +54,55 @@ class OwnershipRepository:
         reason: str | None = None,
         actor: Principal | None = None,
     ) -> Ownership:
-        """Stage a customer's new ownership and its event in the caller's transaction.
+        """Stage a customer's new ownership and its event in the caller's transaction."""
+        change = OwnershipChange(
+            customer_id,
+            Held.of(current),
+            territory_id,
+            owner_id,
+            source,
+            rule_id,
+            ruleset_version,
+            locked,
+            at=utcnow(),
+        )
+        return self.write(change, current, reason=reason, actor=actor)
+
+    def assign_decided(
+        self,
+        customer_id: uuid.UUID,
+        current: Ownership | None,
+        decision: Decision,
+        *,
+        reason: str | None,
+        actor: Principal | None,
+    ) -> Ownership:
+        """Stage the change an engine decision makes, as `assign` does."""
+        change = OwnershipChange.decided(customer_id, Held.of(current), decision, at=utcnow())
+        return self.write(change, current, reason=reason, actor=actor)
+
+    def write(
+        self,
+        change: OwnershipChange,
+        current: Ownership | None,
+        *,
+        reason: str | None,
+        actor: Principal | None,
+    ) -> Ownership:
+        """Stage a change of `current` (the row it was built from) and its event.
 
         The flush makes the update a compare-and-set on the row's version (the mapper's version
-        counter), so a concurrent writer that read the same version loses instead of
-        overwriting; the event carries the version that flush writes."""
-        before: Place = (
-            (None, None) if current is None else (current.territory_id, current.owner_id)
-        )
-        version = 1 if current is None else current.version + 1
-        now = utcnow()
-        values = {
-            "territory_id": territory_id,
-            "owner_id": owner_id,
-            "source": source,
-            "rule_id": rule_id,
-            "ruleset_version": ruleset_version,
-            "locked": locked,
-            "assigned_at": now,
-            "held_since": held_since(current, owner_id, source, now),
-        }
+        counter, which moves it to `change.version`), so a concurrent writer that read the same
+        version loses instead of overwriting."""
+        row = change.row()
         if current is None:
-            current = Ownership(customer_id=customer_id, **values)
+            current = Ownership(**row)
             self.session.add(current)
         else:
-            for name, value in values.items():
-                setattr(current, name, value)
-        self._event(current, before, reason=reason, actor=actor, version=version)
+            for name, value in row.items():
+                if name not in _KEPT_BY_MAPPER:
+                    setattr(current, name, value)
+        self.session.add(OwnershipEvent(**change.event(Attribution.of(reason=reason, actor=actor))))
         return current
 
     def record_removal(
@@ -109,50 +112,23 @@ class OwnershipRepository:
         reason: str,
         actor: Principal,
         source: OwnershipSource = OwnershipSource.MANUAL,
-    ) -> OwnershipEvent:
+    ) -> None:
         """The event that closes a customer's history when it leaves the pool (deleted, or
         merged into another customer: source `merge`)."""
-        event = self._event(
-            ownership,
-            (ownership.territory_id, ownership.owner_id),
-            reason=reason,
-            actor=actor,
-            version=ownership.version + 1,
-            after=(None, None),
+        leaving = OwnershipChange(
+            ownership.customer_id,
+            Held.of(ownership),
+            None,
+            None,
+            source,
+            ownership.rule_id,
+            ownership.ruleset_version,
+            locked=False,
+            at=utcnow(),
         )
-        event.source = source
-        event.locked = False
-        return event
-
-    def _event(
-        self,
-        ownership: Ownership,
-        before: Place,
-        *,
-        reason: str | None,
-        actor: Principal | None,
-        version: int | None = None,
-        after: Place | None = None,
-    ) -> OwnershipEvent:
-        territory_id, owner_id = after or (ownership.territory_id, ownership.owner_id)
-        event = OwnershipEvent(
-            customer_id=ownership.customer_id,
-            version=version if version is not None else ownership.version,
-            from_territory_id=before[0],
-            from_owner_id=before[1],
-            territory_id=territory_id,
-            owner_id=owner_id,
-            source=ownership.source,
-            rule_id=ownership.rule_id,
-            ruleset_version=ownership.ruleset_version,
-            locked=ownership.locked,
-            reason=reason,
-            actor_key_id=actor.key_id if actor else None,
-            acting_owner_id=actor.acting_owner.id if actor and actor.acting_owner else None,
-            request_id=request_id_var.get(),
+        self.session.add(
+            OwnershipEvent(**leaving.event(Attribution.of(reason=reason, actor=actor)))
         )
-        self.session.add(event)
-        return event
 
     async def history(
         self, customer_id: uuid.UUID, *, limit: int, cursor: str | None

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.models import Customer
 from territory_service.owners.repository import OwnerRepository
-from territory_service.ownership.models import Ownership, OwnershipSource
+from territory_service.ownership.changes import SOURCES
+from territory_service.ownership.models import Ownership
 from territory_service.ownership.repository import OwnershipRepository
 from territory_service.rules.directory import (
     Directory,
@@ -32,7 +33,6 @@ from territory_service.rules.resolution import (
     ConflictSignal,
     Decision,
     Situation,
-    Source,
     resolve,
 )
 from territory_service.rules.ruleset import CompiledRuleSet
@@ -46,9 +46,6 @@ from territory_service.territories.repository import MemberRepository, Territory
 class Resolved:
     decisions: dict[uuid.UUID, Decision]
     changed: int  # ownership rows written
-
-
-SOURCES = {Source.RULE: OwnershipSource.RULE, Source.GROUP: OwnershipSource.GROUP}
 
 
 def customer_facts(customer: Customer) -> dict[str, object]:
@@ -208,17 +205,7 @@ async def resolve_customers(
         before = current.get(customer.id)
         if decision.source in SOURCES and (before is None or decision.changes(situation)):
             changed += 1
-            ownerships.assign(
-                customer.id,
-                before,
-                territory_id=decision.territory_id,
-                owner_id=decision.owner_id,
-                source=SOURCES[decision.source],
-                rule_id=decision.rule_id,
-                ruleset_version=decision.ruleset_version,
-                reason=reason,
-                actor=actor,
-            )
+            ownerships.assign_decided(customer.id, before, decision, reason=reason, actor=actor)
             old = None if before is None else (situation.territory_id, situation.owner_id)
             load.move(old, (decision.territory_id, decision.owner_id))  # type: ignore[arg-type]
     await session.flush()

@@ -19,17 +19,12 @@ from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.repository import CustomerRepository
 from territory_service.db import utcnow
 from territory_service.errors import ConcurrentUpdate, Conflict, ServiceError
+from territory_service.heap import collector_paused
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind, JobStatus
 from territory_service.jobs.repository import JobRepository
-from territory_service.ownership.bulk import (
-    Change,
-    Decided,
-    PoolRun,
-    collector_paused,
-    decide_all,
-    write_changes,
-)
+from territory_service.ownership.pool_run import Change, Decided, PoolRun, decide_all
+from territory_service.ownership.pool_writes import write_changes
 from territory_service.ownership.resolver import resolve_customers
 from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.models import RuleSet, RuleSetState
