@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from territory_service.demo.catalog import INDUSTRIES, PROVINCES
-from territory_service.rules.conditions import Clause, Condition, Op, Predicate
-from territory_service.rules.facts import Facts
-from territory_service.rules.ruleset import CompiledRuleSet, Match, Rule, RuleSetSpec
+from territory_service.engine.conditions import Clause, Condition, Op, Predicate
+from territory_service.engine.facts import Facts
+from territory_service.engine.ruleset import CompiledRuleSet, Match, Rule, RuleSetSpec
 
 PROVINCE_NAMES = [province.name for province in PROVINCES]
 INDUSTRY_NAMES = list(INDUSTRIES)

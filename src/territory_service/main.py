@@ -16,6 +16,7 @@ from territory_service.api.body_limit import BodyLimitMiddleware
 from territory_service.api.middleware import RequestContextMiddleware
 from territory_service.api.problems import install_problem_handlers
 from territory_service.api_keys.endpoints import router as api_keys_router
+from territory_service.api_keys.request_reads import request_reads
 from territory_service.audit.endpoints import router as audit_router
 from territory_service.audit.middleware import AuditMiddleware
 from territory_service.config import Settings, get_settings
@@ -23,16 +24,15 @@ from territory_service.conflicts.endpoints import router as conflicts_router
 from territory_service.customers.endpoints import router as customers_router
 from territory_service.db import create_engine, create_session_factory, utcnow
 from territory_service.events.endpoints import router as events_router
+from territory_service.health.endpoints import router as health_router
 from territory_service.idempotency.middleware import IdempotencyMiddleware
 from territory_service.jobs.endpoints import router as jobs_router
 from territory_service.openapi import install_openapi
-from territory_service.operations.endpoints import router as operations_router
 from territory_service.owners.endpoints import router as owners_router
 from territory_service.ownership.endpoints import router as ownership_router
 from territory_service.ownership.previews import Previews
 from territory_service.pool.endpoints import router as pool_router
 from territory_service.pool.reclaim import reclaim_on_schedule
-from territory_service.request_reads import request_reads
 from territory_service.rulesets.endpoints import router as rulesets_router
 from territory_service.rulesets.endpoints import simulations_router
 from territory_service.territories.endpoints import router as territories_router
@@ -64,7 +64,7 @@ ROUTERS = (
     events_router,
     api_keys_router,
     audit_router,
-    operations_router,
+    health_router,
 )
 
 

@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from territory_service.config import Settings
 from territory_service.conflicts.recorder import record_signals
 from territory_service.db import Base
+from territory_service.engine.resolution import ConflictKind, ConflictSignal
 from territory_service.jobs.models import Job, JobKind, JobStatus
 from territory_service.main import create_app
-from territory_service.rules.resolution import ConflictKind, ConflictSignal
 from territory_service.security.scopes import Scope
 from tests.api.helpers import (
     assert_problem,

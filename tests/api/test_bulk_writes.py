@@ -15,13 +15,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from territory_service.customers.models import Customer
+from territory_service.engine.resolution import Decision, Source
 from territory_service.jobs import service as jobs
 from territory_service.ownership.changes import Held
 from territory_service.ownership.models import Ownership, OwnershipEvent
 from territory_service.ownership.pool_run import Change, Decided, decide_all
 from territory_service.ownership.pool_writes import write_changes
 from territory_service.ownership.resolver import resolve_customers
-from territory_service.rules.resolution import Decision, Source
 from territory_service.rulesets import activation
 from tests.api.helpers import (
     activate,

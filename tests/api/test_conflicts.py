@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from territory_service.conflicts.recorder import LISTED_CUSTOMERS, record_signals
-from territory_service.rules.resolution import ConflictKind, ConflictSignal
+from territory_service.engine.resolution import ConflictKind, ConflictSignal
 from territory_service.security.scopes import Scope
 from tests.api.helpers import (
     activate,

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from territory_service.demo.admin_key import ensure_demo_admin_key
 from territory_service.demo.loader import flag_demo_duplicates, load_demo_data
-from territory_service.demo.rules import UNCOVERED_PROVINCE
+from territory_service.demo.ruleset import UNCOVERED_PROVINCE
 from territory_service.rulesets.activation import re_resolve_all
 from tests.api.helpers import list_all
 

@@ -11,9 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from territory_service.config import Settings
+from territory_service.health.readiness import expected_migration
 from territory_service.logs import JSONFormatter, request_id_var
 from territory_service.main import create_app
-from territory_service.operations.readiness import expected_migration
 from tests.api.helpers import assert_problem
 
 

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Message
 
+from territory_service.api.authentication import CustomersRead
 from territory_service.api.direct_route import DirectRoute
 from territory_service.api.problems import problem_responses
-from territory_service.api.security import CustomersRead
 from territory_service.audit.middleware import mark_unchanging
 from territory_service.audit.models import AuditEntry
 from territory_service.config import Settings

@@ -4,8 +4,8 @@ table lacks, or that the read leaves out, would read as missing for every custom
 from typing import Any
 
 from territory_service.customers.models import Customer
+from territory_service.engine.facts import FIELDS, FieldKind
 from territory_service.ownership.resolver import customer_facts
-from territory_service.rules.facts import FIELDS, FieldKind
 
 
 def test_every_fact_field_is_a_customer_column() -> None:

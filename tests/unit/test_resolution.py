@@ -10,8 +10,8 @@ import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
-from territory_service.rules.conditions import Clause, Condition, Op, Predicate
-from territory_service.rules.directory import (
+from territory_service.engine.conditions import Clause, Condition, Op, Predicate
+from territory_service.engine.directory import (
     Directory,
     Load,
     Member,
@@ -19,7 +19,7 @@ from territory_service.rules.directory import (
     Strategy,
     TerritoryInfo,
 )
-from territory_service.rules.resolution import (
+from territory_service.engine.resolution import (
     ConflictKind,
     Settled,
     Situation,
@@ -27,7 +27,7 @@ from territory_service.rules.resolution import (
     resolve,
     settled,
 )
-from territory_service.rules.ruleset import CompiledRuleSet, Rule, RuleSetSpec, TiePolicy
+from territory_service.engine.ruleset import CompiledRuleSet, Rule, RuleSetSpec, TiePolicy
 
 EAST, SOUTH, DEFAULT = (uuid.UUID(int=i) for i in (1, 2, 3))
 ZHANG, LI, WANG = (uuid.UUID(int=i) for i in (10, 11, 12))

@@ -8,10 +8,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from territory_service.rules.analysis import analyse, covers, overlap_example, satisfiable
-from territory_service.rules.conditions import Clause, Condition, Op, Predicate, condition_holds
-from territory_service.rules.ruleset import Rule, RuleSetSpec
-from tests.unit.rules_strategies import clauses, conditions, customers_for
+from territory_service.engine.analysis import analyse, covers, overlap_example, satisfiable
+from territory_service.engine.conditions import Clause, Condition, Op, Predicate, condition_holds
+from territory_service.engine.ruleset import Rule, RuleSetSpec
+from tests.unit.engine_strategies import clauses, conditions, customers_for
 
 T1, T2 = uuid.UUID(int=1), uuid.UUID(int=2)
 

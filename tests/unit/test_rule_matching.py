@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from territory_service.rules.compiled import compile_predicate
-from territory_service.rules.conditions import (
+from territory_service.engine.conditions import (
     Clause,
     Condition,
     Op,
@@ -18,8 +17,9 @@ from territory_service.rules.conditions import (
     check_condition,
     holds,
 )
-from territory_service.rules.ruleset import CompiledRuleSet, Match, Rule, RuleSetSpec
-from tests.unit.rules_strategies import (
+from territory_service.engine.predicates import compile_predicate
+from territory_service.engine.ruleset import CompiledRuleSet, Match, Rule, RuleSetSpec
+from tests.unit.engine_strategies import (
     MAX_SAFE_INTEGER,
     customer_facts,
     numbers_in,

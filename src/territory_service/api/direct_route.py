@@ -12,6 +12,13 @@ non-bearer `Authorization`, dependency overrides) goes to FastAPI's own handler 
 so every refusal is the one the other operations give, in the same order. The endpoint may take
 only a JSON body model, the request and the caller; dependencies of the route may take only the
 request. The route refuses any other signature when it is declared.
+
+What it earns, measured alone (`make bench-load`, 2026-12-02, 2 cores, four alternating runs of
+the same code with and without this route class): `POST /v1/resolve` 1,706 against 1,312
+requests/s (1.30x; 0.64 against 0.54 of `/healthz`), and 378 against 528 us of server CPU per
+request. It relies on FastAPI internals (`Dependant`'s parameter names, `DefaultPlaceholder`),
+so `tests/api/test_resolve_route.py` answers every kind of request through it and through a
+plain twin and requires the same answers.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ValidationError
 
-from territory_service.api.security import authenticate, authenticate_request
+from territory_service.api.authentication import authenticate, authenticate_request
 
 JSON = "application/json"
 

@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from territory_service.api.authentication import Admin
 from territory_service.api.dependencies import (
     DEFAULT_PAGE_SIZE,
     CursorQuery,
@@ -12,7 +13,6 @@ from territory_service.api.dependencies import (
     set_location,
 )
 from territory_service.api.problems import problem_responses
-from territory_service.api.security import Admin
 from territory_service.api_keys import service
 from territory_service.api_keys.schemas import ApiKey, ApiKeyCreate, ApiKeyPage, ApiKeyWithSecret
 

@@ -8,13 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.api_keys.models import ApiKey
 from territory_service.api_keys.repository import ApiKeyRepository
+from territory_service.api_keys.request_reads import Snapshot
 from territory_service.api_keys.schemas import ApiKeyCreate
 from territory_service.coalescing import Coalescer
 from territory_service.db import utcnow
 from territory_service.errors import Forbidden, InvalidReference, ServiceError, Unauthenticated
 from territory_service.owners.repository import OwnerRepository
 from territory_service.pagination import Page
-from territory_service.request_reads import Snapshot
 from territory_service.security.principal import ActingOwner, Principal
 from territory_service.security.scopes import Scope
 from territory_service.security.secrets import (

@@ -4,6 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
 
+from territory_service.api.authentication import Admin
 from territory_service.api.dependencies import (
     DEFAULT_PAGE_SIZE,
     CursorQuery,
@@ -11,7 +12,6 @@ from territory_service.api.dependencies import (
     SessionDep,
 )
 from territory_service.api.problems import problem_responses
-from territory_service.api.security import Admin
 from territory_service.audit import service
 from territory_service.audit.repository import AuditFilter
 from territory_service.audit.schemas import AuditEntry, AuditPage

@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from territory_service.api.authentication import CustomersRead, CustomersWrite
 from territory_service.api.dependencies import (
     DEFAULT_PAGE_SIZE,
     CursorQuery,
@@ -12,7 +13,6 @@ from territory_service.api.dependencies import (
     set_etag,
 )
 from territory_service.api.problems import problem_responses
-from territory_service.api.security import CustomersRead, CustomersWrite
 from territory_service.conflicts import service
 from territory_service.conflicts.models import ConflictStatus
 from territory_service.conflicts.repository import ConflictFilter
@@ -22,7 +22,7 @@ from territory_service.conflicts.schemas import (
     ConflictPage,
     ConflictResolve,
 )
-from territory_service.rules.resolution import ConflictKind
+from territory_service.engine.resolution import ConflictKind
 
 router = APIRouter(prefix="/v1/conflicts", tags=["conflicts"])
 

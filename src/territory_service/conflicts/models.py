@@ -9,8 +9,8 @@ from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from territory_service.db import Base, JSONDocument, UTCDateTime, Versioned, string_enum
+from territory_service.engine.resolution import ConflictKind
 from territory_service.ids import new_id
-from territory_service.rules.resolution import ConflictKind
 
 
 class ConflictStatus(enum.StrEnum):

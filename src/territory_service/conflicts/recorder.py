@@ -28,8 +28,8 @@ from sqlalchemy.sql.dml import Insert
 
 from territory_service.conflicts.models import Conflict, ConflictCustomer, ConflictStatus
 from territory_service.db import dialect_insert, utcnow
+from territory_service.engine.resolution import ConflictSignal
 from territory_service.ids import new_id
-from territory_service.rules.resolution import ConflictSignal
 
 # A conflict shows the first customers seen with its cause as a sample; `customer_count` says
 # how many there are, and `conflict_customers` holds them all.

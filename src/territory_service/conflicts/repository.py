@@ -9,10 +9,10 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from territory_service.conflicts.models import Conflict, ConflictCustomer, ConflictStatus
 from territory_service.db import utcnow
+from territory_service.engine.resolution import ConflictKind
 from territory_service.errors import NotFound
 from territory_service.pagination import Page, paginate
 from territory_service.repository import Repository, where_equal
-from territory_service.rules.resolution import ConflictKind
 from territory_service.security.principal import Principal
 from territory_service.territories.repository import in_subtrees
 

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from territory_service.conflicts.models import ConflictStatus
-from territory_service.rules.resolution import ConflictKind
+from territory_service.engine.resolution import ConflictKind
 from territory_service.schemas import (
     InputModel,
     LongText,

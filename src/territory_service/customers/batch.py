@@ -27,6 +27,7 @@ from territory_service.customers.schemas import (
     CustomerCreate,
 )
 from territory_service.customers.service import IDENTITY_INPUTS, check_parent
+from territory_service.engine.resolution import Source
 from territory_service.errors import (
     AlreadyExists,
     ConcurrentUpdate,
@@ -36,7 +37,6 @@ from territory_service.errors import (
 )
 from territory_service.ids import new_id
 from territory_service.ownership.resolver import resolve_customers
-from territory_service.rules.resolution import Source
 from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 

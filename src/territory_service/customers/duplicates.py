@@ -27,7 +27,7 @@ from territory_service.customers.schemas import (
     DuplicateList,
     DuplicateReason,
 )
-from territory_service.rules.resolution import ConflictKind, ConflictSignal
+from territory_service.engine.resolution import ConflictKind, ConflictSignal
 from territory_service.security.principal import Principal
 from territory_service.territories.repository import TerritoryRepository
 from territory_service.transaction import transaction

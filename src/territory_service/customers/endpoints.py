@@ -4,6 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import AwareDatetime
 
+from territory_service.api.authentication import CustomersRead, CustomersWrite
 from territory_service.api.dependencies import (
     DEFAULT_PAGE_SIZE,
     CursorQuery,
@@ -14,7 +15,6 @@ from territory_service.api.dependencies import (
     set_location,
 )
 from territory_service.api.problems import problem_responses
-from territory_service.api.security import CustomersRead, CustomersWrite
 from territory_service.customers import batch, duplicates, merge, service
 from territory_service.customers.repository import CustomerFilter
 from territory_service.customers.schemas import (

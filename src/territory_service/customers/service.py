@@ -15,6 +15,7 @@ from territory_service.customers.merge import close_duplicate_conflicts
 from territory_service.customers.models import Customer
 from territory_service.customers.repository import CustomerFilter, CustomerRepository
 from territory_service.customers.schemas import CustomerCreate, CustomerUpdate
+from territory_service.engine.facts import FIELDS
 from territory_service.errors import (
     AlreadyExists,
     HierarchyCycle,
@@ -26,7 +27,6 @@ from territory_service.ownership.repository import OwnershipRepository
 from territory_service.ownership.resolver import resolve_customers
 from territory_service.pagination import Page
 from territory_service.preconditions import ExpectedVersion, check_expected
-from territory_service.rules.facts import FIELDS
 from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 

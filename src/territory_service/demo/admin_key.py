@@ -8,9 +8,9 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from territory_service.api_keys import service as api_keys
+from territory_service.api_keys.request_reads import request_reads
 from territory_service.api_keys.schemas import ApiKeyCreate
 from territory_service.errors import Unauthenticated
-from territory_service.request_reads import request_reads
 from territory_service.security.scopes import Scope
 
 

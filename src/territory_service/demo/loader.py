@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from territory_service.customers.duplicates import detect_duplicates
 from territory_service.customers.models import Customer
 from territory_service.demo.dataset import build_demo_dataset
-from territory_service.demo.rules import build_demo_ruleset
+from territory_service.demo.ruleset import build_demo_ruleset
 from territory_service.owners.models import Owner
 from territory_service.territories.models import Territory
 

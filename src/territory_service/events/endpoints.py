@@ -2,9 +2,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from territory_service.api.authentication import CustomersRead
 from territory_service.api.dependencies import DEFAULT_PAGE_SIZE, LimitQuery, SessionDep
 from territory_service.api.problems import problem_responses
-from territory_service.api.security import CustomersRead
 from territory_service.events import feed
 from territory_service.events.schemas import FeedEvent, FeedPage
 from territory_service.pagination import CURSOR_PATTERN

@@ -2,9 +2,9 @@ import uuid
 
 from fastapi import APIRouter, Response
 
+from territory_service.api.authentication import RulesRead
 from territory_service.api.dependencies import SessionDep, set_etag
 from territory_service.api.problems import problem_responses
-from territory_service.api.security import RulesRead
 from territory_service.jobs import service
 from territory_service.jobs.schemas import Job
 

@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from territory_service.api.authentication import OwnersRead, OwnersWrite, TransfersApprove
 from territory_service.api.dependencies import (
     DEFAULT_PAGE_SIZE,
     CursorQuery,
@@ -13,7 +14,6 @@ from territory_service.api.dependencies import (
     set_location,
 )
 from territory_service.api.problems import problem_responses
-from territory_service.api.security import OwnersRead, OwnersWrite, TransfersApprove
 from territory_service.jobs.schemas import Job
 from territory_service.owners import handover, service
 from territory_service.owners.schemas import Handover, Owner, OwnerCreate, OwnerPage, OwnerUpdate

@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.models import Customer
+from territory_service.engine.directory import Directory, OwnerInfo
+from territory_service.engine.resolution import ConflictSignal, Situation, Step, owner_in_territory
 from territory_service.errors import OutOfScope, ServiceError
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind
@@ -31,8 +33,6 @@ from territory_service.ownership.groups import follow_group
 from territory_service.ownership.models import Ownership, OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
 from territory_service.ownership.resolver import directory_for
-from territory_service.rules.directory import Directory, OwnerInfo
-from territory_service.rules.resolution import ConflictSignal, Situation, Step, owner_in_territory
 from territory_service.security.principal import Principal
 from territory_service.transaction import retrying, transaction
 

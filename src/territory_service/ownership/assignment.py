@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.models import Customer
+from territory_service.engine.resolution import Source
 from territory_service.errors import Conflict, InvalidReference, NotFound, OutOfScope
 from territory_service.owners.models import Owner
 from territory_service.owners.repository import OwnerRepository
@@ -22,7 +23,6 @@ from territory_service.ownership.repository import OwnershipRepository
 from territory_service.ownership.resolver import decide
 from territory_service.ownership.service import visible_customer
 from territory_service.preconditions import ExpectedVersion, check_expected
-from territory_service.rules.resolution import Source
 from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.repository import RuleSetRepository
 from territory_service.security.principal import Principal

@@ -13,9 +13,9 @@ import datetime as dt
 import uuid
 from typing import Any, NamedTuple
 
+from territory_service.engine.resolution import Decision, Source
 from territory_service.logs import request_id_var
 from territory_service.ownership.models import Ownership, OwnershipSource
-from territory_service.rules.resolution import Decision, Source
 from territory_service.security.principal import Principal
 
 Place = tuple[uuid.UUID | None, uuid.UUID | None]  # (territory, owner); owner None: the pool

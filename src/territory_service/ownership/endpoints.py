@@ -2,6 +2,7 @@ import uuid
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from territory_service.api.authentication import CustomersRead, TransfersApprove, active_ruleset
 from territory_service.api.dependencies import (
     DEFAULT_PAGE_SIZE,
     CursorQuery,
@@ -12,7 +13,6 @@ from territory_service.api.dependencies import (
 )
 from territory_service.api.direct_route import DirectRoute
 from territory_service.api.problems import problem_responses
-from territory_service.api.security import CustomersRead, TransfersApprove
 from territory_service.audit.middleware import mark_unchanging
 from territory_service.customers.schemas import Attributes as AttributesField
 from territory_service.customers.schemas import CustomerFacts, Source, Tags
@@ -152,14 +152,14 @@ async def get_ownership_history(
 async def resolve_customer(
     body: ResolveRequest,
     request: Request,
-    principal: CustomersRead,  # noqa: ARG001 (checks the scope)
+    principal: CustomersRead,  # noqa: ARG001 (checks the scope; reads the active rule set)
 ) -> Decision:
     """Who would own a customer with these facts? Stateless: nothing is stored. For lead
     capture forms and previews; round_robin and weighted territories may give a stored customer
     another member of the same territory. The active rule set is looked up on every call;
     territories, members and their load may be up to `PREVIEW_CACHE_SECONDS` old."""
     previews: Previews = request.app.state.previews
-    return await previews.resolve(body, active_ruleset=request.state.active_ruleset)
+    return await previews.resolve(body, active_ruleset=active_ruleset(request))
 
 
 # The hottest operation: lead capture forms call it for every visitor (see DirectRoute).

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.customers.models import Customer
+from territory_service.engine.resolution import ConflictSignal, Situation, group_split
 from territory_service.ownership.models import Ownership, OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
 from territory_service.ownership.resolver import group_root_ownership
-from territory_service.rules.resolution import ConflictSignal, Situation, group_split
 from territory_service.security.principal import Principal
 
 

@@ -23,12 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.customers.models import Customer
 from territory_service.db import fetch_rows, string_array
-from territory_service.ownership.changes import SOURCES, Held
-from territory_service.ownership.models import Ownership
-from territory_service.ownership.resolver import directory_for
-from territory_service.rules.directory import Directory, Load
-from territory_service.rules.facts import ATTRIBUTE_PREFIX, FIELDS
-from territory_service.rules.resolution import (
+from territory_service.engine.directory import Directory, Load
+from territory_service.engine.facts import ATTRIBUTE_PREFIX, FIELDS
+from territory_service.engine.resolution import (
     ConflictSignal,
     Decision,
     Settled,
@@ -37,7 +34,10 @@ from territory_service.rules.resolution import (
     resolve_match,
     settled,
 )
-from territory_service.rules.ruleset import CompiledRuleSet
+from territory_service.engine.ruleset import CompiledRuleSet
+from territory_service.ownership.changes import SOURCES, Held
+from territory_service.ownership.models import Ownership
+from territory_service.ownership.resolver import directory_for
 from territory_service.territories.repository import TerritoryRepository
 
 Place = tuple[uuid.UUID, uuid.UUID | None]  # (territory, owner); owner None: the pool

@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.coalescing import Coalescer
 from territory_service.customers.schemas import CustomerFacts
+from territory_service.engine import resolution
+from territory_service.engine.directory import Directory, Load
+from territory_service.engine.facts import facts_of
 from territory_service.ownership.resolver import directory_for
 from territory_service.ownership.schemas import Decision
 from territory_service.ownership.service import NoActiveRuleSet, decision_out
-from territory_service.rules import resolution
-from territory_service.rules.directory import Directory, Load
-from territory_service.rules.facts import facts_of
 from territory_service.rulesets.compiled import compiled_version
 from territory_service.transaction import transaction
 

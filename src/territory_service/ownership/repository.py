@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.db import utcnow
+from territory_service.engine.resolution import Decision
 from territory_service.ownership.changes import Attribution, Held, OwnershipChange
 from territory_service.ownership.models import Ownership, OwnershipEvent, OwnershipSource
 from territory_service.pagination import Page, paginate
-from territory_service.rules.resolution import Decision
 from territory_service.security.principal import Principal
 
 # The key and the version counter of a row are the mapper's, not a change's to set.

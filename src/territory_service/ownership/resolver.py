@@ -1,6 +1,6 @@
 """Resolving stored customers with the active rule set and recording the outcome.
 
-The engine (`territory_service.rules`) decides; this module gathers what it needs from the
+The engine (`territory_service.engine`) decides; this module gathers what it needs from the
 database (facts, current and group ownership, the territories involved with their members and
 load) and writes what changed: the ownership row with its event, and the conflicts raised.
 """
@@ -16,11 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.models import Customer
-from territory_service.owners.repository import OwnerRepository
-from territory_service.ownership.changes import SOURCES
-from territory_service.ownership.models import Ownership
-from territory_service.ownership.repository import OwnershipRepository
-from territory_service.rules.directory import (
+from territory_service.engine.directory import (
     Directory,
     Load,
     Member,
@@ -28,14 +24,18 @@ from territory_service.rules.directory import (
     Strategy,
     TerritoryInfo,
 )
-from territory_service.rules.facts import FIELDS, facts_of
-from territory_service.rules.resolution import (
+from territory_service.engine.facts import FIELDS, facts_of
+from territory_service.engine.resolution import (
     ConflictSignal,
     Decision,
     Situation,
     resolve,
 )
-from territory_service.rules.ruleset import CompiledRuleSet
+from territory_service.engine.ruleset import CompiledRuleSet
+from territory_service.owners.repository import OwnerRepository
+from territory_service.ownership.changes import SOURCES
+from territory_service.ownership.models import Ownership
+from territory_service.ownership.repository import OwnershipRepository
 from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.repository import RuleSetRepository
 from territory_service.security.principal import Principal

@@ -9,14 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.customers.models import Customer
 from territory_service.customers.repository import CustomerRepository
+from territory_service.engine import resolution
+from territory_service.engine.ruleset import CompiledRuleSet
 from territory_service.errors import Conflict, NotFound
 from territory_service.ownership.models import Ownership, OwnershipEvent
 from territory_service.ownership.repository import OwnershipRepository
 from territory_service.ownership.resolver import customer_facts, decide
 from territory_service.ownership.schemas import Decision, Explanation, OwnershipOut
 from territory_service.pagination import Page
-from territory_service.rules import resolution
-from territory_service.rules.ruleset import CompiledRuleSet
 from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.repository import RuleSetRepository
 from territory_service.security.principal import Principal

@@ -16,15 +16,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.conflicts.recorder import record_signals
+from territory_service.engine.resolution import ConflictKind, ConflictSignal
 from territory_service.errors import Conflict, Forbidden, InvalidReference, NotFound, ServiceError
 from territory_service.owners.repository import OwnerLock, OwnerRepository
 from territory_service.ownership.assignment import OwnerNotAssignable
 from territory_service.ownership.models import Ownership, OwnershipEvent, OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
 from territory_service.ownership.service import visible_customer
-from territory_service.pool.rules import EffectiveRules, effective_rules
+from territory_service.pool.inherited_rules import EffectiveRules, effective_rules
 from territory_service.preconditions import ExpectedVersion, check_expected
-from territory_service.rules.resolution import ConflictKind, ConflictSignal
 from territory_service.security.principal import Principal
 from territory_service.territories.repository import MemberRepository
 from territory_service.transaction import transaction

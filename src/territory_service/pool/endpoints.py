@@ -3,6 +3,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from territory_service.api.authentication import (
+    CustomersRead,
+    CustomersWrite,
+    PoolClaim,
+    TerritoriesRead,
+    TerritoriesWrite,
+    TransfersApprove,
+)
 from territory_service.api.dependencies import (
     DEFAULT_PAGE_SIZE,
     CursorQuery,
@@ -13,21 +21,13 @@ from territory_service.api.dependencies import (
     set_location,
 )
 from territory_service.api.problems import problem_responses, service_problem
-from territory_service.api.security import (
-    CustomersRead,
-    CustomersWrite,
-    PoolClaim,
-    TerritoriesRead,
-    TerritoriesWrite,
-    TransfersApprove,
-)
 from territory_service.customers.schemas import Customer
 from territory_service.errors import ServiceError
 from territory_service.jobs.schemas import Job
 from territory_service.ownership.schemas import OwnershipOut
 from territory_service.pool import claims, reclaim, service
+from territory_service.pool.inherited_rules import EffectiveRules
 from territory_service.pool.models import PoolRules
-from territory_service.pool.rules import EffectiveRules
 from territory_service.pool.schemas import (
     Activity,
     BatchClaim,

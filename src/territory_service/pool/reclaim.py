@@ -37,8 +37,8 @@ from territory_service.jobs.repository import JobRepository
 from territory_service.ownership.models import Ownership, OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
 from territory_service.pagination import Page, decode_cursor, encode_cursor
+from territory_service.pool.inherited_rules import EffectiveRules, effective_rules
 from territory_service.pool.models import Lease
-from territory_service.pool.rules import EffectiveRules, effective_rules
 from territory_service.security.principal import Principal
 from territory_service.territories.repository import in_subtrees
 from territory_service.transaction import retrying, transaction

@@ -15,8 +15,8 @@ from territory_service.db import json_array_contains
 from territory_service.errors import ServiceError
 from territory_service.ownership.models import Ownership
 from territory_service.pagination import Page, paginate
+from territory_service.pool.inherited_rules import FIELDS, EffectiveRules, effective_rules
 from territory_service.pool.models import PoolRules
-from territory_service.pool.rules import FIELDS, EffectiveRules, effective_rules
 from territory_service.pool.schemas import PoolRulesPut
 from territory_service.preconditions import ExpectedVersion, check_expected
 from territory_service.repository import where_equal

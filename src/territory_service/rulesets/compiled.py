@@ -11,8 +11,8 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from territory_service.rules.ruleset import CompiledRuleSet, Rule, RuleSetSpec
-from territory_service.rulesets.conditions import to_engine
+from territory_service.engine.ruleset import CompiledRuleSet, Rule, RuleSetSpec
+from territory_service.rulesets.condition_schemas import to_engine
 from territory_service.rulesets.models import RuleRow, RuleSet
 from territory_service.rulesets.repository import RuleRepository, RuleSetRepository
 from territory_service.transaction import transaction

@@ -9,8 +9,8 @@ from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from territory_service.db import Base, JSONDocument, UTCDateTime, Versioned, string_enum
+from territory_service.engine.ruleset import TiePolicy
 from territory_service.ids import new_id
-from territory_service.rules.ruleset import TiePolicy
 
 
 class RuleSetState(enum.StrEnum):

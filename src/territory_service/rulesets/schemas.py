@@ -4,8 +4,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from territory_service.rules.ruleset import TiePolicy
-from territory_service.rulesets.conditions import ConditionIn
+from territory_service.engine.ruleset import TiePolicy
+from territory_service.rulesets.condition_schemas import ConditionIn
 from territory_service.rulesets.models import RuleSetState
 from territory_service.schemas import (
     InputModel,

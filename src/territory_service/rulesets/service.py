@@ -9,15 +9,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.db import utcnow
+from territory_service.engine.analysis import analyse
+from territory_service.engine.conditions import check_condition
+from territory_service.engine.ruleset import TiePolicy
 from territory_service.errors import Conflict, InvalidReference, NotFound, ServiceError
 from territory_service.owners.repository import OwnerRepository
 from territory_service.pagination import Page
 from territory_service.preconditions import ExpectedVersion, check_expected
-from territory_service.rules.analysis import analyse
-from territory_service.rules.conditions import check_condition
-from territory_service.rules.ruleset import TiePolicy
 from territory_service.rulesets.compiled import spec_of
-from territory_service.rulesets.conditions import ConditionIn, to_engine
+from territory_service.rulesets.condition_schemas import ConditionIn, to_engine
 from territory_service.rulesets.models import RuleRow, RuleSet, RuleSetState
 from territory_service.rulesets.repository import RuleRepository, RuleSetRepository
 from territory_service.rulesets.schemas import (

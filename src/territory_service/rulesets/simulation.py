@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.customers.repository import CustomerRepository
 from territory_service.db import utcnow
+from territory_service.engine.resolution import ConflictKind
 from territory_service.errors import NotFound
 from territory_service.heap import collector_paused
 from territory_service.jobs import service as jobs
@@ -25,7 +26,6 @@ from territory_service.jobs.models import Job, JobKind
 from territory_service.jobs.repository import JobRepository
 from territory_service.ownership.pool_run import Decided, Place, PoolRun, decide_all
 from territory_service.pagination import Page, paginate
-from territory_service.rules.resolution import ConflictKind
 from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.models import SimulationMove
 from territory_service.rulesets.repository import RuleSetRepository

@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from territory_service.api.authentication import TerritoriesRead, TerritoriesWrite
 from territory_service.api.dependencies import (
     DEFAULT_PAGE_SIZE,
     CursorQuery,
@@ -13,7 +14,6 @@ from territory_service.api.dependencies import (
     set_location,
 )
 from territory_service.api.problems import problem_responses
-from territory_service.api.security import TerritoriesRead, TerritoriesWrite
 from territory_service.territories import service
 from territory_service.territories.schemas import (
     Member,

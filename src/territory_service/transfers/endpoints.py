@@ -3,6 +3,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from territory_service.api.authentication import CustomersRead, TransfersApprove, TransfersWrite
 from territory_service.api.dependencies import (
     DEFAULT_PAGE_SIZE,
     CursorQuery,
@@ -12,7 +13,6 @@ from territory_service.api.dependencies import (
     set_etag,
 )
 from territory_service.api.problems import problem_responses
-from territory_service.api.security import CustomersRead, TransfersApprove, TransfersWrite
 from territory_service.transfers import service
 from territory_service.transfers.models import Transfer as TransferRow
 from territory_service.transfers.models import TransferItem as TransferItemRow

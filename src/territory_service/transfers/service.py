@@ -19,6 +19,7 @@ from territory_service.api.problems import json_pointer
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.repository import CustomerRepository
 from territory_service.db import utcnow
+from territory_service.engine.resolution import ConflictSignal
 from territory_service.errors import Conflict, Forbidden, OutOfScope, ServiceError
 from territory_service.ownership.assignment import check_target, share_locked_owner
 from territory_service.ownership.groups import follow_group
@@ -26,7 +27,6 @@ from territory_service.ownership.models import OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
 from territory_service.pagination import Page
 from territory_service.preconditions import ExpectedVersion, check_expected
-from territory_service.rules.resolution import ConflictSignal
 from territory_service.security.principal import Principal
 from territory_service.territories.models import MemberRole, TerritoryMember
 from territory_service.territories.repository import TerritoryRepository

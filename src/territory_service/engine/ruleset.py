@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from territory_service.rules.compiled import Test, compile_clause
-from territory_service.rules.conditions import Clause, Condition
-from territory_service.rules.facts import Facts
-from territory_service.rules.index import ClauseIndex
+from territory_service.engine.conditions import Clause, Condition
+from territory_service.engine.facts import Facts
+from territory_service.engine.index import ClauseIndex
+from territory_service.engine.predicates import Test, compile_clause
 
 
 class TiePolicy(enum.StrEnum):

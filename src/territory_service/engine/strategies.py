@@ -8,7 +8,7 @@ import math
 import uuid
 from collections.abc import Sequence
 
-from territory_service.rules.directory import Load, Member, Strategy
+from territory_service.engine.directory import Load, Member, Strategy
 
 
 def _unit_hash(customer_id: uuid.UUID, owner_id: uuid.UUID) -> float:

@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from territory_service.rules.compiled import value_key
-from territory_service.rules.conditions import Clause, Op, Predicate, is_number
-from territory_service.rules.facts import Facts
+from territory_service.engine.conditions import Clause, Op, Predicate, is_number
+from territory_service.engine.facts import Facts
+from territory_service.engine.predicates import value_key
 
 # low, low inclusive, high, high inclusive. Bounds keep the rule's own numbers (int or float):
 # comparisons between them and facts are exact, where a float() of a large int is not.

@@ -18,8 +18,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from territory_service.rules.conditions import Clause, Condition, Op, Predicate
-from territory_service.rules.ruleset import Rule, RuleSetSpec, TiePolicy
+from territory_service.engine.conditions import Clause, Condition, Op, Predicate
+from territory_service.engine.ruleset import Rule, RuleSetSpec, TiePolicy
 
 PROVINCES = ["上海", "江苏", "浙江", "广东"]
 INDUSTRIES = ["manufacturing", "retail", "finance"]

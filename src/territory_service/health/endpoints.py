@@ -4,8 +4,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from territory_service.api.problems import problem_responses
-from territory_service.operations.readiness import check_readiness
-from territory_service.operations.schemas import Health, Readiness
+from territory_service.health.readiness import check_readiness
+from territory_service.health.schemas import Health, Readiness
 
 router = APIRouter(tags=["operations"])
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool, StringConstraints
 
-from territory_service.rules import conditions as engine
+from territory_service.engine import conditions as engine
 from territory_service.schemas import (
     NUMBER_RANGE,
     InputModel,

@@ -15,16 +15,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from territory_service.rules.compiled import value_key
-from territory_service.rules.conditions import (
+from territory_service.engine.conditions import (
     Clause,
     Op,
     Predicate,
     condition_holds,
     is_number,
 )
-from territory_service.rules.index import WHOLE_LINE, Interval, intersect, interval_of
-from territory_service.rules.ruleset import Rule, RuleSetSpec
+from territory_service.engine.index import WHOLE_LINE, Interval, intersect, interval_of
+from territory_service.engine.predicates import value_key
+from territory_service.engine.ruleset import Rule, RuleSetSpec
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from territory_service.api.problems import problem_response
 from territory_service.config import migrations_dir
-from territory_service.operations.schemas import Readiness
+from territory_service.health.schemas import Readiness
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from territory_service.rules.facts import Facts, FieldKind, field_kind
+from territory_service.engine.facts import Facts, FieldKind, field_kind
 
 MAX_CLAUSES = 50
 MAX_PREDICATES = 20

@@ -16,10 +16,10 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from territory_service.rules.directory import Directory, Load, Strategy
-from territory_service.rules.facts import Facts
-from territory_service.rules.ruleset import CompiledRuleSet, Match, Rule, TiePolicy
-from territory_service.rules.strategies import choose_owner
+from territory_service.engine.directory import Directory, Load, Strategy
+from territory_service.engine.facts import Facts
+from territory_service.engine.ruleset import CompiledRuleSet, Match, Rule, TiePolicy
+from territory_service.engine.strategies import choose_owner
 
 
 class Source(enum.StrEnum):

@@ -6,6 +6,7 @@ aliases below; the scopes appear on the operation in the OpenAPI document.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -65,12 +66,22 @@ async def authenticate_request(
         state["audit_key_id"] = exc.extensions.get("key_id")
         raise
     state["principal"] = principal
-    # Stateless previews resolve with the rule set active as this request began.
-    state["active_ruleset"] = snapshot.active_ruleset
+    state["active_ruleset"] = snapshot.active_ruleset  # see `active_ruleset` below
     missing = [scope for scope in scopes if not principal.has(Scope(scope))]
     if missing:
         raise Forbidden(f"this key lacks the scope(s) {', '.join(missing)}", missing_scopes=missing)
     return principal
+
+
+def active_ruleset(request: Request) -> tuple[uuid.UUID, int] | None:
+    """The id and version of the rule set active as this request began, or None.
+
+    Read with the caller's API key, in the same statement (`api_keys/request_reads.py`), by
+    `authenticate_request`, which the operation's security dependency runs before the
+    endpoint. So a stateless preview costs no query of its own for it, and an activation holds
+    from the next request on, on every replica."""
+    ruleset: tuple[uuid.UUID, int] | None = request.state.active_ruleset
+    return ruleset
 
 
 CustomersRead = Annotated[Principal, Security(authenticate, scopes=[Scope.CUSTOMERS_READ])]

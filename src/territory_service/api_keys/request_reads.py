@@ -3,8 +3,9 @@
 Both are read fresh for every request, so that a revocation, an expiry or an activation holds
 from the next request on, on every replica. One statement answers them for every request that
 asked while the previous statement ran (see `coalescing`): under load, a query serves a round of
-requests rather than one. Stateless previews resolve with the active rule set read here, which
-costs a scalar subquery rather than a round of their own.
+requests rather than one. Stateless previews resolve with the active rule set read here
+(`api.authentication.active_ruleset`), which costs a scalar subquery rather than a round of
+their own.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from territory_service.rules.conditions import (
+from territory_service.engine.conditions import (
     TAG_OPS,
     Clause,
     Op,
@@ -12,7 +12,7 @@ from territory_service.rules.conditions import (
     is_number,
     same_kind,
 )
-from territory_service.rules.facts import Facts
+from territory_service.engine.facts import Facts
 
 Test = Callable[[Facts], bool]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from territory_service.demo.catalog import PROVINCES, REGIONS
 from territory_service.demo.dataset import DemoDataset
+from territory_service.engine.ruleset import TiePolicy
 from territory_service.ids import new_id
-from territory_service.rules.ruleset import TiePolicy
 from territory_service.rulesets.models import RuleRow, RuleSet, RuleSetState
 
 UNCOVERED_PROVINCE = "西藏"
