@@ -32,7 +32,7 @@ from territory_service.migrate import upgrade_to_head
 from territory_service.owners.models import Owner
 from territory_service.ownership.models import Ownership
 from territory_service.ownership.pool_run import PoolRun
-from territory_service.rulesets.activation import CHUNK, re_resolve_all
+from territory_service.rulesets.activation import CHUNK, re_divide_now
 from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.models import RuleRow, RuleSet, RuleSetState
 from territory_service.territories.models import DistributionStrategy, Territory, TerritoryMember
@@ -159,14 +159,15 @@ async def add_ruleset(
 
 
 async def activate(
-    session_factory: async_sessionmaker[AsyncSession], ruleset_id: uuid.UUID
+    session_factory: async_sessionmaker[AsyncSession], settings: Settings, ruleset_id: uuid.UUID
 ) -> dict[str, Any]:
     async with session_factory() as session, session.begin():
         await session.execute(text("UPDATE rulesets SET state = 'archived' WHERE state = 'active'"))
         ruleset = await session.get(RuleSet, ruleset_id)
         assert ruleset is not None
         ruleset.state = RuleSetState.ACTIVE
-    return await re_resolve_all(session_factory, actor=None, reason="bench")
+    job = await re_divide_now(session_factory, settings, reason="bench")
+    return job.result
 
 
 async def stream_only(
@@ -202,7 +203,8 @@ async def main() -> None:
     args = parser.parse_args()
     url = await recreate_database()
     settle_heap()  # as `territory-service serve` does once the app is built
-    engine = create_engine(Settings(database_url=url))
+    settings = Settings(database_url=url)
+    engine = create_engine(settings)
     session_factory = create_session_factory(engine)
     started = time.perf_counter()
     async with session_factory() as session, session.begin():
@@ -220,7 +222,7 @@ async def main() -> None:
         ("re-division (~20% move)", second),
         ("same rule set again", second),
     ):
-        wall, outcome = await timed(lambda r=ruleset: activate(session_factory, r.id))  # type: ignore[misc]
+        wall, outcome = await timed(lambda r=ruleset: activate(session_factory, settings, r.id))  # type: ignore[misc]
         print(f"{label:<34} {wall:>7.2f} {wall / floor:>8.1f}× "
               f"{outcome['customers'] / wall:>12,.0f} {outcome['changed']:>9,}")  # fmt: skip
     async with session_factory() as session:

@@ -63,13 +63,13 @@ async def _with_session(settings: Settings, work: Callable[[AsyncSession], Await
 def _demo(settings: Settings, _args: argparse.Namespace) -> int:
     from territory_service.demo.admin_key import ensure_demo_admin_key
     from territory_service.demo.loader import flag_demo_duplicates, load_demo_data
-    from territory_service.rulesets.activation import re_resolve_all
+    from territory_service.rulesets.activation import re_divide_now
 
     async def load(session: AsyncSession) -> tuple[str, bool]:
         if await load_demo_data(session):
             # The demo's rule set is active: resolve every customer, as an activation would.
             factory = async_sessionmaker(session.bind, expire_on_commit=False)
-            await re_resolve_all(factory, actor=None, reason="demo rule set")
+            await re_divide_now(factory, settings, reason="demo rule set")
             await flag_demo_duplicates(session)
         return await ensure_demo_admin_key(session, settings.demo_key_file)
 

@@ -50,6 +50,28 @@ class Settings(BaseSettings):
         description="How often the service runs the pool's automatic reclaim (0: never; one "
         "replica at a time runs it, through a lease in the database).",
     )
+    job_lease_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a worker's lease on a piece of a job lasts unless renewed (every "
+        "third of it while the piece runs): when its replica dies, another takes the piece "
+        "over this long after the last renewal.",
+    )
+    job_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often an idle worker looks for jobs queued on other replicas.",
+    )
+    activation_piece_changes: int = Field(
+        default=5000,
+        ge=1,
+        description="Most ownership changes in one piece of a re-division (one transaction).",
+    )
+    activation_piece_customers: int = Field(
+        default=50_000,
+        ge=1,
+        description="Most customers in one piece of a re-division when few of them change.",
+    )
     pool_day_utc_offset_hours: float = Field(
         default=8,
         ge=-12,

@@ -26,7 +26,9 @@ from territory_service.db import create_engine, create_session_factory, utcnow
 from territory_service.events.endpoints import router as events_router
 from territory_service.health.endpoints import router as health_router
 from territory_service.idempotency.middleware import IdempotencyMiddleware
+from territory_service.jobs import service as jobs
 from territory_service.jobs.endpoints import router as jobs_router
+from territory_service.jobs.worker import Worker
 from territory_service.openapi import install_openapi
 from territory_service.owners.endpoints import router as owners_router
 from territory_service.ownership.endpoints import router as ownership_router
@@ -84,23 +86,29 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         app.state.session_factory = create_session_factory(app.state.engine)
         app.state.request_reads = request_reads(app.state.engine)
         app.state.previews = Previews(app.state.session_factory, ttl=settings.preview_cache_seconds)
-        schedule = None
+        app.state.worker = worker = Worker(app.state.session_factory, settings)
+        jobs.register(worker)
+        background = [asyncio.create_task(worker.run(), name="job-worker")]
         if settings.pool_reclaim_interval_seconds > 0:
-            schedule = asyncio.create_task(
-                reclaim_on_schedule(
-                    app.state.session_factory,
-                    interval=settings.pool_reclaim_interval_seconds,
-                    clock=lambda: app.state.clock(),
-                ),
-                name="pool-reclaim-schedule",
+            background.append(
+                asyncio.create_task(
+                    reclaim_on_schedule(
+                        app.state.session_factory,
+                        interval=settings.pool_reclaim_interval_seconds,
+                        clock=lambda: app.state.clock(),
+                    ),
+                    name="pool-reclaim-schedule",
+                )
             )
         try:
             yield
         finally:
-            if schedule is not None:
-                schedule.cancel()
+            jobs.unregister(worker)
+            await worker.stop()  # hands back the piece in hand at once
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await schedule
+                    await task
             if own_engine:
                 await app.state.engine.dispose()
 

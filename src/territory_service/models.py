@@ -6,10 +6,10 @@ from territory_service.conflicts.models import Conflict, ConflictCustomer
 from territory_service.customers.models import Customer, CustomerAlias
 from territory_service.db import Base
 from territory_service.idempotency.models import IdempotencyRecord
-from territory_service.jobs.models import Job
+from territory_service.jobs.models import Job, JobPiece
 from territory_service.owners.models import Owner
-from territory_service.ownership.models import Ownership, OwnershipEvent
-from territory_service.pool.models import Lease, PoolRules
+from territory_service.ownership.models import Ownership, OwnershipEvent, PlannedChange
+from territory_service.pool.models import PoolRules
 from territory_service.rulesets.models import RuleRow, RuleSet
 from territory_service.territories.models import Territory, TerritoryMember
 from territory_service.transfers.models import Transfer, TransferItem
@@ -24,10 +24,11 @@ __all__ = [
     "CustomerAlias",
     "IdempotencyRecord",
     "Job",
-    "Lease",
+    "JobPiece",
     "Owner",
     "Ownership",
     "OwnershipEvent",
+    "PlannedChange",
     "PoolRules",
     "RuleRow",
     "RuleSet",

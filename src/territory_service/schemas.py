@@ -6,6 +6,8 @@ import datetime as dt
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -198,3 +200,14 @@ T = TypeVar("T")
 NotNull = Annotated[
     T | SkipJsonSchema[None], BeforeValidator(_reject_null), Field(json_schema_extra=_no_default)
 ]
+
+
+def _in_utc(value: dt.datetime) -> dt.datetime:
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError as exc:  # e.g. year 1 at a positive offset
+        raise ValueError("the timestamp is out of range") from exc
+
+
+# A point in time the caller gives: with its offset (naive times are refused), kept in UTC.
+UTCTimestamp = Annotated[AwareDatetime, AfterValidator(_in_utc)]

@@ -15,12 +15,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from territory_service.customers.models import Customer
+from territory_service.db import utcnow
 from territory_service.engine.resolution import Decision, Source
 from territory_service.jobs import service as jobs
-from territory_service.ownership.changes import Held
+from territory_service.jobs.models import Job, JobKind, JobStatus
+from territory_service.ownership.changes import Attribution, Held
 from territory_service.ownership.models import Ownership, OwnershipEvent
 from territory_service.ownership.pool_run import Change, Decided, decide_all
-from territory_service.ownership.pool_writes import write_changes
+from territory_service.ownership.pool_writes import apply_planned, plan_changes
 from territory_service.ownership.resolver import resolve_customers
 from territory_service.rulesets import activation
 from tests.api.helpers import (
@@ -39,8 +41,15 @@ def rule_decision(territory: dict[str, Any]) -> Decision:
 
 
 async def write(app: FastAPI, changes: list[Change]) -> list[Change]:
+    """Plan `changes` as one piece of a job's plan and apply it; return those lost."""
     async with app.state.session_factory() as session, session.begin():
-        return await write_changes(session, changes, actor=None, reason="test")
+        job = Job(kind=JobKind.SIMULATION, status=JobStatus.SUCCEEDED)  # holds the plan
+        session.add(job)
+        await session.flush()
+        await plan_changes(session, changes, job_id=job.id, generation=1, piece=1, at=utcnow())
+        by = Attribution.of(reason="test", actor=None)
+        _, lost = await apply_planned(session, job_id=job.id, generation=1, piece=1, by=by)
+    return [change for change in changes if change.customer_id in lost]
 
 
 async def event_count(engine: AsyncEngine) -> int:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from territory_service.demo.admin_key import ensure_demo_admin_key
 from territory_service.demo.loader import flag_demo_duplicates, load_demo_data
 from territory_service.demo.ruleset import UNCOVERED_PROVINCE
-from territory_service.rulesets.activation import re_resolve_all
+from territory_service.rulesets.activation import re_divide_now
 from tests.api.helpers import list_all
 
 
@@ -68,7 +68,8 @@ async def test_the_demo_rule_set_gives_every_customer_an_owner_and_shows_its_con
 ) -> None:
     async with app.state.session_factory() as session:
         await load_demo_data(session)
-    result = await re_resolve_all(app.state.session_factory, actor=None, reason="demo")
+    job = await re_divide_now(app.state.session_factory, app.state.settings, reason="demo")
+    result = job.result
     async with app.state.session_factory() as session:
         assert await flag_demo_duplicates(session) >= 2
 

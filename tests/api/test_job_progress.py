@@ -11,10 +11,10 @@ import httpx
 from fastapi import FastAPI
 
 from territory_service.db import utcnow
-from territory_service.rulesets.activation import re_resolve_all
+from territory_service.jobs.worker import Worker
 from tests.api.helpers import activate, create_customer, ownership
 
-TERMINAL = {"succeeded", "failed"}
+TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 async def polled_to_the_end(client: httpx.AsyncClient, started: httpx.Response) -> dict[str, Any]:
@@ -98,17 +98,26 @@ async def test_a_reclaim_ends_with_done_equal_to_total(
     assert_complete(job, "reclaim", covered=3)
 
 
-async def test_an_activation_reports_the_progress_of_its_last_chunk(
+async def test_an_activation_counts_its_customers_as_its_pieces_are_applied(
     client: httpx.AsyncClient, regions: dict[str, Any], app: FastAPI
 ) -> None:
-    await activate(client, regions["ruleset"])
+    """Planning sets `total` and applies nothing; each applied piece adds its customers."""
+    await app.state.worker.stop()  # this test works the pieces itself, one at a time
+    one_by_one = app.state.settings.model_copy(update={"activation_piece_customers": 1})
+    worker = Worker(app.state.session_factory, one_by_one)
     for province in ("上海", "江苏", "广东"):
         await create_customer(client, province=province)
-    reported: list[dict[str, int]] = []
+    started = await client.post(f"/v1/rulesets/{regions['ruleset']['id']}/activate")
+    assert started.status_code == 202, started.text
 
-    async def progress(**changes: int) -> None:
-        reported.append(changes)
+    progress = []
+    while await worker.run_one():
+        job = (await client.get(started.headers["location"])).json()
+        progress.append((job["status"], job["done"], job["total"]))
 
-    await re_resolve_all(app.state.session_factory, actor=None, reason="again", progress=progress)
-
-    assert reported == [{"total": 3}, {"done": 3}]
+    assert progress == [
+        ("queued", 0, 3),
+        ("queued", 1, 3),
+        ("queued", 2, 3),
+        ("succeeded", 3, 3),
+    ]

@@ -14,7 +14,6 @@ from fastapi import FastAPI
 
 from territory_service.db import utcnow
 from territory_service.jobs import service as jobs
-from territory_service.pool import reclaim
 from tests.api.helpers import (
     assert_problem,
     create_customer,
@@ -270,19 +269,16 @@ async def test_moving_a_customer_between_owners_does_not_restart_its_clock(
     assert (await ownership(client, customer))["source"] == "reclaim"
 
 
-async def test_one_replica_at_a_time_holds_the_reclaim_lease(app: FastAPI) -> None:
-    now = utcnow()
-    hour = dt.timedelta(hours=1)
-    factory = app.state.session_factory
+async def test_a_manual_reclaim_does_not_overlap_a_running_one(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    await app.state.worker.stop()  # the first run stays queued while the second is asked for
+    first = await client.post("/v1/pool/reclaim")
+    second = await client.post("/v1/pool/reclaim")
 
-    first = await reclaim.take_lease(factory, holder="a", ttl=hour, now=now)
-    second = await reclaim.take_lease(factory, holder="b", ttl=hour, now=now)
-    renewed = await reclaim.take_lease(factory, holder="a", ttl=hour, now=now)
-    after_expiry = await reclaim.take_lease(factory, holder="b", ttl=hour, now=now + 2 * hour)
-
-    assert (first, second, renewed, after_expiry) == (True, False, True, True)
-    await reclaim.drop_lease(factory, holder="b")
-    assert await reclaim.take_lease(factory, holder="c", ttl=hour, now=now)
+    assert first.status_code == 202, first.text
+    problem = assert_problem(second, 409, "reclaim-running")
+    assert problem["job_id"] == first.json()["id"]
 
 
 async def test_bad_follow_up_dates_and_cursors_are_refused(client: httpx.AsyncClient) -> None:

@@ -137,7 +137,7 @@ async def test_a_second_activation_while_one_runs_is_refused(
     client: httpx.AsyncClient, regions: dict[str, Any], app: FastAPI
 ) -> None:
     async with app.state.session_factory() as session, session.begin():
-        session.add(Job(kind=JobKind.ACTIVATION, status=JobStatus.RUNNING))
+        session.add(Job(kind=JobKind.ACTIVATION, status=JobStatus.QUEUED))
     response = await client.post(f"/v1/rulesets/{regions['ruleset']['id']}/activate")
     assert_problem(response, 409, "activation-running")
 

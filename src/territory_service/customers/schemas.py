@@ -5,7 +5,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     Field,
     StrictBool,
     StringConstraints,
@@ -32,6 +31,7 @@ from territory_service.schemas import (
     Storable,
     Tag,
     Tier,
+    UTCTimestamp,
     examples,
     trimmed,
 )
@@ -83,16 +83,6 @@ Source = Annotated[str, trimmed(64), NotBlank]
 Employees = Annotated[int, Field(ge=0, le=100_000_000)]
 Revenue = Annotated[float, Field(ge=0, le=1e16, allow_inf_nan=False)]
 PotentialScore = Annotated[int, Field(ge=0, le=100)]
-
-
-def _in_utc(value: dt.datetime) -> dt.datetime:
-    try:
-        return value.astimezone(dt.UTC)
-    except OverflowError as exc:  # e.g. year 1 at a positive offset
-        raise ValueError("the timestamp is out of range") from exc
-
-
-UTCTimestamp = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 class CustomerFacts(InputModel):

@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from territory_service.api.authentication import OwnersRead, OwnersWrite, TransfersApprove
 from territory_service.api.dependencies import (
@@ -99,7 +99,6 @@ async def delete_owner(
 async def hand_over(
     owner_id: uuid.UUID,
     body: Handover,
-    request: Request,
     session: SessionDep,
     principal: TransfersApprove,
     response: Response,
@@ -110,12 +109,6 @@ async def hand_over(
     room. Territories and locks stay as they are; each customer gets its event (source
     `transfer`), and a group root's subsidiaries follow it. Then the owner can be deactivated.
     Needs an unconfined key (403)."""
-    job = await handover.start_handover(
-        session,
-        request.app.state.session_factory,
-        owner_id=owner_id,
-        data=body,
-        principal=principal,
-    )
+    job = await handover.start_handover(session, owner_id=owner_id, data=body, principal=principal)
     set_location(response, f"/v1/jobs/{job.id}", job.version)
-    return Job.model_validate(job)
+    return Job.of(job)

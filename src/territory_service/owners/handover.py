@@ -1,7 +1,8 @@
 """Hand-over: everything a leaving owner holds goes to one named owner, or is redistributed by
 each territory's strategy, as a job.
 
-The job works in chunks, each one transaction: it locks the next customers the owner still
+The job works in chunks, each one transaction and one piece of the job (`jobs/worker.py`), so
+any replica carries it on: it locks the next customers the owner still
 holds (group roots first, so a subsidiary follows its root instead of being dealt out on its
 own), chooses each one's new owner as resolution would with the leaving owner treated as
 inactive, and writes the ownership with its event. Territories and locks stay as they are.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.models import Customer
@@ -25,7 +26,7 @@ from territory_service.engine.resolution import ConflictSignal, Situation, Step,
 from territory_service.errors import OutOfScope, ServiceError
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind
-from territory_service.jobs.repository import JobRepository
+from territory_service.jobs.worker import NewPiece, Piece, step
 from territory_service.owners.repository import OwnerRepository
 from territory_service.owners.schemas import Handover
 from territory_service.ownership.assignment import check_target
@@ -34,7 +35,7 @@ from territory_service.ownership.models import Ownership, OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
 from territory_service.ownership.resolver import directory_for
 from territory_service.security.principal import Principal
-from territory_service.transaction import retrying, transaction
+from territory_service.transaction import transaction
 
 CHUNK = 500
 
@@ -58,7 +59,6 @@ class Tally:
 
 async def start_handover(
     session: AsyncSession,
-    session_factory: async_sessionmaker[AsyncSession],
     *,
     owner_id: uuid.UUID,
     data: Handover,
@@ -84,50 +84,44 @@ async def start_handover(
             owner_field="to_owner_id",
         )
         held = await owners.count_owned_customers(owner.id)
-        job = await JobRepository(session).add(
+        params = jobs.caller_params(principal, data.reason)
+        params["to_owner_id"] = None if data.to_owner_id is None else str(data.to_owner_id)
+        job = await jobs.enqueue(
+            session,
             Job(
                 kind=JobKind.HANDOVER,
                 subject_id=owner.id,
                 total=held,
                 created_by_key_id=principal.key_id,
-            )
+                params=params,
+            ),
+            NewPiece(MOVE),
         )
-
-    async def work() -> dict[str, Any]:
-        return await hand_over(
-            session_factory,
-            job_id=job.id,
-            owner_id=owner_id,
-            to_owner_id=data.to_owner_id,
-            reason=data.reason,
-            actor=principal,
-        )
-
-    jobs.start(session_factory, job.id, work)
+    jobs.notify()
     return job
 
 
-async def hand_over(
-    session_factory: async_sessionmaker[AsyncSession],
-    *,
-    job_id: uuid.UUID,
-    owner_id: uuid.UUID,
-    to_owner_id: uuid.UUID | None,
-    reason: str,
-    actor: Principal,
-) -> dict[str, Any]:
-    tally, done = Tally(), 0
+MOVE = "move"
 
-    async def chunk() -> int:
-        async with session_factory() as session, transaction(session, resource="ownership"):
-            return await _hand_over_chunk(
-                session, owner_id, to_owner_id, reason=reason, actor=actor, tally=tally
-            )
 
-    while count := await retrying(chunk):
-        done += count
-        await jobs.report(session_factory, job_id, done=done)
-    return tally.as_result()
+@step(JobKind.HANDOVER, MOVE)
+async def hand_over(piece: Piece) -> None:
+    """One chunk of the hand-over with the mark that it is done, and the next chunk queued
+    while the owner still holds customers."""
+    assert piece.subject_id is not None
+    to_owner_id = piece.params["to_owner_id"]
+    tally = Tally()
+    async with piece.session_factory() as session, transaction(session, resource="ownership"):
+        count = await _hand_over_chunk(
+            session,
+            piece.subject_id,
+            None if to_owner_id is None else uuid.UUID(to_owner_id),
+            reason=piece.params["reason"],
+            actor=jobs.actor_of(piece.params),
+            tally=tally,
+        )
+        more = [NewPiece(MOVE)] if count else []
+        await piece.complete(session, done=count, result=tally.as_result(), more=more)
 
 
 async def _hand_over_chunk(
@@ -136,7 +130,7 @@ async def _hand_over_chunk(
     to_owner_id: uuid.UUID | None,
     *,
     reason: str,
-    actor: Principal,
+    actor: Principal | None,
     tally: Tally,
 ) -> int:
     """Hand over the next customers the owner holds, group roots first so that their

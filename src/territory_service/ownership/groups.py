@@ -34,7 +34,7 @@ async def follow_group(
     customer: Customer,
     ownership: Ownership,
     *,
-    actor: Principal,
+    actor: Principal | None,
     reason: str,
     moved_alone: Collection[uuid.UUID] = (),
 ) -> list[ConflictSignal]:

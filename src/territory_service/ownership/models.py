@@ -105,3 +105,31 @@ class OwnershipEvent(Base):
     # The change feed's order, given once the event is committed (`events/feed.py`): an event
     # that commits late gets a later position even when its id is smaller.
     position: Mapped[int | None] = mapped_column(BigInteger())
+
+
+class PlannedChange(Base):
+    """A change a re-division decided and has not applied yet: the values of an
+    `OwnershipChange` (`ownership/changes.py`) but those of the attribution, which the job
+    keeps. The job's pieces apply them; `generation` tells the plans of two attempts apart."""
+
+    __tablename__ = "planned_changes"
+    __table_args__ = (Index("ix_planned_changes_piece", "job_id", "generation", "piece"),)
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    generation: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    piece: Mapped[int] = mapped_column()
+    version: Mapped[int] = mapped_column()
+    from_territory_id: Mapped[uuid.UUID | None] = mapped_column()
+    from_owner_id: Mapped[uuid.UUID | None] = mapped_column()
+    territory_id: Mapped[uuid.UUID | None] = mapped_column()
+    owner_id: Mapped[uuid.UUID | None] = mapped_column()
+    source: Mapped[OwnershipSource] = mapped_column(_source_type)
+    rule_id: Mapped[uuid.UUID | None] = mapped_column()
+    ruleset_version: Mapped[int | None] = mapped_column()
+    locked: Mapped[bool] = mapped_column()
+    assigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    held_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

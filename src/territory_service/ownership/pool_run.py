@@ -78,9 +78,13 @@ class Decided:
     stayed: Counter[Place] = field(default_factory=Counter)
     changes: list[Change] = field(default_factory=list)
     signals: list[ConflictSignal] = field(default_factory=list)
+    first: uuid.UUID | None = None  # the first and last customers decided, in id order
+    last: uuid.UUID | None = None
 
     def absorb(self, other: Decided) -> None:
         """Add another outcome that follows this one."""
+        self.first = self.first or other.first
+        self.last = other.last or self.last
         self.customers += other.customers
         self.stayed.update(other.stayed)
         self.changes.extend(other.changes)
@@ -209,6 +213,9 @@ class PoolRun:
                 self._move(customer_id, before, after)
             else:
                 stayed[after] += 1
+        if rows:
+            into.first = into.first or rows[0][0]
+            into.last = rows[-1][0]
         into.customers += len(rows)
 
     def facts(self, row: Sequence[Any]) -> dict[str, Any]:

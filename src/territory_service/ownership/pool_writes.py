@@ -1,144 +1,128 @@
-"""Writing what a pass over the pool changed: thousands of ownership rows and their events per
-statement, each a compare-and-set on the row's version.
+"""Writing what a pass over the pool changed, in two moves that any replica may make: the plan
+(`plan_changes`: the decided changes stored as `planned_changes` rows, a piece number each) and
+its pieces (`apply_planned`: one piece's rows and their events written in one statement each,
+every row a compare-and-set on the ownership version).
 
-A chunk's changed rows go in one upsert (`ON CONFLICT ... DO UPDATE ... WHERE version =
-expected`) and their events in one insert, with the values `ownership/changes.py` gives every
-change. A row that a concurrent writer changed since the pass read it is not overwritten; it is
-answered as lost and the caller resolves it again under a row lock.
+Both moves carry the values `ownership/changes.py` gives every change. A row that a concurrent
+writer changed since the pass read it is not overwritten; `apply_planned` answers it as lost
+and the caller resolves it again under a row lock.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import operator
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Table, text
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Table, delete, insert, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from territory_service.db import dialect_insert, utcnow
+from territory_service.db import dialect_insert
 from territory_service.owners.repository import OwnerRepository
 from territory_service.ownership.changes import Attribution, OwnershipChange
-from territory_service.ownership.models import Ownership, OwnershipEvent
+from territory_service.ownership.models import Ownership, OwnershipEvent, PlannedChange
 from territory_service.ownership.pool_run import Change
-from territory_service.security.principal import Principal
 
 _OWNERSHIPS: Table = Ownership.__table__  # type: ignore[assignment]
 _EVENTS: Table = OwnershipEvent.__table__  # type: ignore[assignment]
-# Rows per statement; keeps each statement under both drivers' parameter limits.
+_PLANNED: Table = PlannedChange.__table__  # type: ignore[assignment]
+# Rows per statement when inserting the plan portably; under both drivers' parameter limits.
 WRITE_BATCH = 1000
 
 _ROW = tuple(column.name for column in _OWNERSHIPS.c)
 _UPDATED = tuple(name for name in _ROW if name != "customer_id")
 # The event's id and feed position are the database's to give.
 _EVENT = tuple(column.name for column in _EVENTS.c if column.name not in ("id", "position"))
+# What a plan keeps of a change: all of the row and of its event but the attribution.
+_KEPT = tuple(name for name in dict.fromkeys(_ROW + _EVENT) if name not in Attribution._fields)
+_PLACE = ("job_id", "generation", "piece")
 
 
-async def write_changes(
+async def plan_changes(
     session: AsyncSession,
     changes: Sequence[Change],
     *,
-    actor: Principal | None,
-    reason: str,
-) -> list[Change]:
-    """Write the changes with their events in the caller's transaction; return the ones lost to
-    a concurrent writer (their rows are untouched).
-
-    The run decided with the owners it read when it began. The owners receiving customers are
-    read again here under key-share locks, as every writer that gives owners customers does
-    (see `OwnerRepository.locked`): a change to an owner deactivated since is
-    lost too, and no deactivation can slip in before this transaction commits."""
+    job_id: uuid.UUID,
+    generation: int,
+    piece: int,
+    at: dt.datetime,
+) -> None:
+    """Store `changes` as piece `piece` of the plan `generation` of job `job_id`."""
     if not changes:
-        return []
-    receiving = {c.decision.owner_id for c in changes if c.decision.owner_id is not None}
+        return
+    kept = operator.itemgetter(*_KEPT)
+    place = (job_id, generation, piece)
+    records = []
+    for change in changes:
+        made = OwnershipChange.decided(change.customer_id, change.held, change.decision, at=at)
+        records.append((*place, *kept(made.row() | made.event(_NO_ONE))))
+    connection = await session.connection()
+    if connection.dialect.driver == "asyncpg":
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.copy_records_to_table(_PLANNED.name, records=records, columns=(*_PLACE, *_KEPT))
+        return
+    names = (*_PLACE, *_KEPT)
+    for start in range(0, len(records), WRITE_BATCH):
+        batch = records[start : start + WRITE_BATCH]
+        await session.execute(insert(_PLANNED), [dict(zip(names, r, strict=True)) for r in batch])
+
+
+_NO_ONE = Attribution(None, None, None, None)  # a plan holds no attribution: the job does
+
+
+async def apply_planned(
+    session: AsyncSession,
+    *,
+    job_id: uuid.UUID,
+    generation: int,
+    piece: int,
+    by: Attribution,
+) -> tuple[int, set[uuid.UUID]]:
+    """Write piece `piece` of a plan with its events in the caller's transaction, and forget
+    it; return how many rows it wrote and the customers it did not (lost to a concurrent
+    writer, or to an owner deactivated since the plan; their rows are untouched).
+
+    The owners receiving customers are read again here under key-share locks, as every writer
+    that gives owners customers does (see `OwnerRepository.locked`), so no deactivation can
+    slip in before this transaction commits."""
+    planned = _PLANNED.c
+    in_piece = (
+        (planned.job_id == job_id) & (planned.generation == generation) & (planned.piece == piece)
+    )
+    customers = set((await session.execute(select(planned.customer_id).where(in_piece))).scalars())
+    receiving = set(
+        (
+            await session.execute(
+                select(planned.owner_id).where(in_piece, planned.owner_id.is_not(None)).distinct()
+            )
+        ).scalars()
+    )
     available = {o.id for o in await OwnerRepository(session).locked(receiving) if o.active}
-    now = utcnow()
-    writable = [
-        OwnershipChange.decided(c.customer_id, c.held, c.decision, at=now)
-        for c in changes
-        if c.decision.owner_id is None or c.decision.owner_id in available
-    ]
-    lost = {c.customer_id for c in changes} - {c.customer_id for c in writable}
-    if writable:
-        by = Attribution.of(reason=reason, actor=actor)
-        connection = await session.connection()
-        if connection.dialect.driver == "asyncpg":
-            lost |= await _copy_and_upsert(connection, writable, by)
-        else:
-            lost |= await _upsert(session, writable, by)
-    return [c for c in changes if c.customer_id in lost]
-
-
-async def _upsert(
-    session: AsyncSession, changes: Sequence[OwnershipChange], by: Attribution
-) -> set[uuid.UUID]:
-    """The portable writer: a multi-row upsert, then the events of the rows it wrote. Returns
-    the customers whose rows it did not write."""
-    insert = dialect_insert(session.get_bind().dialect.name, _OWNERSHIPS)
-    upsert = insert.on_conflict_do_update(
+    writable = in_piece & (planned.owner_id.is_(None) | planned.owner_id.in_(available))
+    new = dialect_insert(session.get_bind().dialect.name, _OWNERSHIPS).from_select(
+        _ROW, select(*(planned[name] for name in _ROW)).where(writable)
+    )
+    upsert = new.on_conflict_do_update(
         index_elements=[_OWNERSHIPS.c.customer_id],
-        set_={name: insert.excluded[name] for name in _UPDATED},
-        where=_OWNERSHIPS.c.version == insert.excluded.version - 1,
+        set_={name: new.excluded[name] for name in _UPDATED},
+        where=_OWNERSHIPS.c.version == new.excluded.version - 1,
     ).returning(_OWNERSHIPS.c.customer_id)
-    written: set[uuid.UUID] = set()
-    for start in range(0, len(changes), WRITE_BATCH):
-        batch = changes[start : start + WRITE_BATCH]
-        result = await session.execute(upsert, [c.row() for c in batch])
-        written.update(result.scalars())
-    events = [c.event(by) for c in changes if c.customer_id in written]
-    if events:
-        await session.execute(_EVENTS.insert(), events)
-    return {c.customer_id for c in changes} - written
+    written = set((await session.execute(upsert)).scalars())
+    attribution = {name: literal(value) for name, value in by._asdict().items()}
+    columns = [attribution[name] if name in attribution else planned[name] for name in _EVENT]
+    ordered = sorted(written)
+    for start in range(0, len(ordered), WRITE_BATCH):
+        batch = ordered[start : start + WRITE_BATCH]
+        source = select(*columns).where(in_piece, planned.customer_id.in_(batch))
+        await session.execute(
+            insert(_EVENTS).from_select(_EVENT, source.order_by(planned.customer_id))
+        )
+    await session.execute(delete(_PLANNED).where(in_piece))
+    return len(written), customers - written
 
 
-# PostgreSQL: the changes go to a session-local staging table by COPY, then one statement
-# upserts the rows (compare-and-set on the version), inserts the events of those it wrote and
-# answers the customers it did not write (usually none, so nothing comes back). The staging
-# table has the columns of both tables, typed as they are, but those of the attribution, the
-# same for every change: they are the statement's parameters.
-_STAGING = "ownership_changes"
-_STAGED = tuple(name for name in dict.fromkeys(_ROW + _EVENT) if name not in Attribution._fields)
-_FROM_STAGING = {name: f"c.{name}" for name in _STAGED} | {
-    name: f"${position}" for position, name in enumerate(Attribution._fields, start=1)
-}
-
-
-def _create_staging() -> str:
-    types = {c.name: c.type for c in (*_EVENTS.c, *_OWNERSHIPS.c)}
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    columns = ", ".join(f"{name} {types[name].compile(dialect=dialect)}" for name in _STAGED)
-    return f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} ({columns}) ON COMMIT DELETE ROWS"
-
-
-_CREATE_STAGING = _create_staging()
-_APPLY_STAGING = f"""
-WITH written AS (
-    INSERT INTO ownerships AS o ({", ".join(_ROW)})
-    SELECT {", ".join(_ROW)} FROM {_STAGING}
-    ON CONFLICT (customer_id) DO UPDATE SET
-        {", ".join(f"{name} = excluded.{name}" for name in _UPDATED)}
-    WHERE o.version = excluded.version - 1
-    RETURNING o.customer_id
-), events AS (
-    INSERT INTO ownership_events ({", ".join(_EVENT)})
-    SELECT {", ".join(_FROM_STAGING[name] for name in _EVENT)}
-    FROM {_STAGING} AS c JOIN written AS w ON w.customer_id = c.customer_id
-    ORDER BY c.customer_id
-)
-SELECT c.customer_id FROM {_STAGING} AS c
-WHERE NOT EXISTS (SELECT FROM written AS w WHERE w.customer_id = c.customer_id)
-"""
-
-
-async def _copy_and_upsert(
-    connection: AsyncConnection, changes: Sequence[OwnershipChange], by: Attribution
-) -> set[uuid.UUID]:
-    # Through SQLAlchemy first, so the transaction has begun before the driver is used directly.
-    await connection.execute(text(_CREATE_STAGING))
-    raw = (await connection.get_raw_connection()).driver_connection
-    assert raw is not None
-    staged = operator.itemgetter(*_STAGED)
-    records = [staged(c.row() | c.event(by)) for c in changes]
-    await raw.copy_records_to_table(_STAGING, records=records, columns=_STAGED)
-    return {row[0] for row in await raw.fetch(_APPLY_STAGING, *by)}
+async def forget_plans(session: AsyncSession, *, job_id: uuid.UUID) -> None:
+    """Drop whatever is left of a job's plans (an attempt that did not finish, a cancelled job)."""
+    await session.execute(delete(_PLANNED).where(_PLANNED.c.job_id == job_id))

@@ -296,19 +296,15 @@ async def list_due(
     "/v1/pool/reclaim",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Job,
-    responses=problem_responses(403),
+    responses=problem_responses(403, 409),
 )
 async def run_reclaim(
     request: Request, session: SessionDep, principal: TransfersApprove, response: Response
 ) -> Job:
     """Run the reclaim rules now, as a job (202, `Location: /v1/jobs/{id}`); the service also
-    runs them on a schedule. Each due customer returns to its territory's pool once, with its
-    event, even when runs overlap. Needs an unconfined key."""
-    job = await reclaim.start_reclaim(
-        session,
-        request.app.state.session_factory,
-        now=request.app.state.clock(),
-        principal=principal,
-    )
+    runs them on a schedule. One run at a time, scheduled or asked for: while one is
+    unfinished this answers 409 `reclaim-running` with its `job_id`. Each due customer returns
+    to its territory's pool once, with its event. Needs an unconfined key."""
+    job = await reclaim.start_reclaim(session, now=request.app.state.clock(), principal=principal)
     set_location(response, f"/v1/jobs/{job.id}", job.version)
-    return Job.model_validate(job)
+    return Job.of(job)

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
-from territory_service.db import Base, JSONDocument, UTCDateTime, Versioned
+from territory_service.db import Base, JSONDocument, Versioned
 
 
 class PoolRules(Versioned, Base):
@@ -33,14 +32,3 @@ class PoolRules(Versioned, Base):
     exempt_tags: Mapped[list[str] | None] = mapped_column(JSONDocument)
     # How many days ahead `GET /v1/pool/due` warns before a reclaim.
     reminder_days: Mapped[int | None] = mapped_column()
-
-
-class Lease(Base):
-    """A named lease in the database: whoever holds an unexpired one runs the work it names
-    (the scheduled reclaim), so with several replicas one runs it at a time."""
-
-    __tablename__ = "leases"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(128))
-    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -7,9 +7,10 @@ territory's rules in force say after how many days (per tier), and which tags ex
 A run works in chunks of customers in id order, each one transaction: it finds the due ones,
 locks their ownership rows, checks again on the locked rows (a concurrent run, claim or
 follow-up may have changed them), and moves each still-due customer to its territory's pool
-(locked, source `reclaim`) with its event. Two runs at once therefore reclaim each customer
-once. A schedule inside the service starts a run; a lease in the database makes one replica
-at a time do it.
+(locked, source `reclaim`) with its event. Each chunk is a piece of the run's job, so any
+replica carries a run on (`jobs/worker.py`). A schedule inside every replica queues a run;
+one unfinished run at a time (a unique index), so a manual run and the scheduled one never
+overlap.
 """
 
 from __future__ import annotations
@@ -17,37 +18,32 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
-import socket
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.customers.models import Customer
-from territory_service.db import dialect_insert
-from territory_service.errors import InvalidCursor, OutOfScope
+from territory_service.errors import ConcurrentUpdate, Conflict, InvalidCursor, OutOfScope
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind
 from territory_service.jobs.repository import JobRepository
+from territory_service.jobs.worker import NewPiece, Piece, step
 from territory_service.ownership.models import Ownership, OwnershipSource
 from territory_service.ownership.repository import OwnershipRepository
 from territory_service.pagination import Page, decode_cursor, encode_cursor
 from territory_service.pool.inherited_rules import EffectiveRules, effective_rules
-from territory_service.pool.models import Lease
 from territory_service.security.principal import Principal
 from territory_service.territories.repository import in_subtrees
-from territory_service.transaction import retrying, transaction
+from territory_service.transaction import transaction
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 500
-LEASE = "pool-reclaim"
-LEASES: Table = Lease.__table__  # type: ignore[assignment]
 
 Clock = Callable[[], dt.datetime]
 
@@ -201,30 +197,24 @@ async def due_page(
         return Page(items=items, next_cursor=None if last is None else encode_cursor(last))
 
 
-async def reclaim(
-    session_factory: async_sessionmaker[AsyncSession],
-    *,
-    now: dt.datetime,
-    actor: Principal | None,
-    progress: Callable[..., Awaitable[None]],
-) -> dict[str, Any]:
-    reclaimed, after, looked_at = 0, None, 0
+SWEEP = "sweep"
 
-    async def chunk() -> tuple[list[Due], int, uuid.UUID | None]:
-        async with session_factory() as session, transaction(session, resource="ownership"):
-            rules = await effective_rules(session)
-            candidates, last = await due(session, rules, by=now, after=after)
-            taken = await _reclaim(session, rules, candidates, now=now, actor=actor)
-            return candidates, taken, last
 
-    while True:
-        candidates, taken, last = await retrying(chunk)
-        reclaimed += taken
-        looked_at += len(candidates)
-        await progress(done=looked_at)
-        if last is None:
-            return {"reclaimed": reclaimed}
-        after = last
+@step(JobKind.RECLAIM, SWEEP)
+async def sweep(piece: Piece) -> None:
+    """One chunk of customers in id order after the piece's cursor, with the mark that it is
+    done, and the next chunk queued until the last customer."""
+    now = dt.datetime.fromisoformat(piece.params["now"])
+    after = piece.payload.get("after")
+    async with piece.session_factory() as session, transaction(session, resource="ownership"):
+        rules = await effective_rules(session)
+        start = None if after is None else uuid.UUID(after)
+        candidates, last = await due(session, rules, by=now, after=start)
+        taken = await _reclaim(
+            session, rules, candidates, now=now, actor=jobs.actor_of(piece.params)
+        )
+        more = [] if last is None else [NewPiece(SWEEP, {"after": str(last)})]
+        await piece.complete(session, done=len(candidates), result={"reclaimed": taken}, more=more)
 
 
 async def _reclaim(
@@ -258,81 +248,66 @@ async def _reclaim(
     return len(still)
 
 
+class ReclaimRunning(Conflict):
+    slug = "reclaim-running"
+    title = "A reclaim run is under way"
+
+    def __init__(self, job_id: uuid.UUID | None) -> None:
+        super().__init__(
+            "the pool's reclaim is running; wait for its job to finish",
+            job_id=None if job_id is None else str(job_id),
+        )
+
+
 async def start_reclaim(
-    session: AsyncSession,
-    session_factory: async_sessionmaker[AsyncSession],
-    *,
-    now: dt.datetime,
-    principal: Principal | None,
-    background: bool = True,
+    session: AsyncSession, *, now: dt.datetime, principal: Principal | None
 ) -> Job:
-    """A reclaim run as a job: in the background (an API call), or now (the schedule)."""
+    """Queue a reclaim run as of `now`. One runs at a time, scheduled or asked for: a second
+    answers 409 `reclaim-running`."""
     if principal is not None and principal.is_territory_scoped:
         raise OutOfScope("reclaim runs over every territory; use an unconfined key")
-    async with transaction(session, resource="job"):
-        job = await JobRepository(session).add(
+    repository = JobRepository(session)
+
+    async def explain() -> None:
+        running = await repository.unfinished(JobKind.RECLAIM)
+        raise ReclaimRunning(running.id if running else None)
+
+    async with transaction(session, resource="job", explain_integrity_error=explain):
+        running = await repository.unfinished(JobKind.RECLAIM)
+        if running is not None:
+            raise ReclaimRunning(running.id)
+        params = jobs.caller_params(principal, "reclaim") | {"now": now.isoformat()}
+        job = await jobs.enqueue(
+            session,
             Job(
                 kind=JobKind.RECLAIM,
                 created_by_key_id=None if principal is None else principal.key_id,
-            )
+                params=params,
+            ),
+            NewPiece(SWEEP),
         )
-
-    async def report(**changes: Any) -> None:
-        await jobs.report(session_factory, job.id, **changes)
-
-    async def work() -> dict[str, Any]:
-        return await reclaim(session_factory, now=now, actor=principal, progress=report)
-
-    if background:
-        jobs.start(session_factory, job.id, work)
-    else:
-        await jobs.run(session_factory, job.id, work)
+    jobs.notify()
     return job
-
-
-async def take_lease(
-    session_factory: async_sessionmaker[AsyncSession],
-    *,
-    holder: str,
-    ttl: dt.timedelta,
-    now: dt.datetime,
-) -> bool:
-    """Take (or renew) the reclaim lease unless another holder has an unexpired one."""
-    async with session_factory() as session, transaction(session, resource="lease"):
-        insert = dialect_insert(session.get_bind().dialect.name, LEASES)
-        await session.execute(
-            insert.values(name=LEASE, holder=holder, expires_at=now + ttl).on_conflict_do_nothing()
-        )
-        taken = await session.execute(
-            update(Lease)
-            .where(Lease.name == LEASE, or_(Lease.holder == holder, Lease.expires_at < now))
-            .values(holder=holder, expires_at=now + ttl)
-        )
-        return bool(taken.rowcount)  # type: ignore[attr-defined]
-
-
-async def drop_lease(session_factory: async_sessionmaker[AsyncSession], *, holder: str) -> None:
-    async with session_factory() as session, transaction(session, resource="lease"):
-        await session.execute(delete(Lease).where(Lease.name == LEASE, Lease.holder == holder))
 
 
 async def reclaim_on_schedule(
     session_factory: async_sessionmaker[AsyncSession], *, interval: float, clock: Clock
 ) -> None:
-    """Every `interval` seconds, run a reclaim if no other replica holds the lease."""
-    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    ttl = dt.timedelta(seconds=max(interval, 3600))
+    """Queue a reclaim run every `interval` seconds, whichever replica looks first: a run is
+    due when none has been queued for `interval`; the one-unfinished-reclaim rule makes a
+    second replica's attempt at the same moment a no-op. Any replica's worker runs it."""
+    every = dt.timedelta(seconds=interval)
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(min(interval, 60.0))
         try:
-            if not await take_lease(session_factory, holder=holder, ttl=ttl, now=clock()):
-                continue
-            try:
-                async with session_factory() as session:
-                    await start_reclaim(
-                        session, session_factory, now=clock(), principal=None, background=False
-                    )
-            finally:
-                await drop_lease(session_factory, holder=holder)
+            async with session_factory() as session:
+                last = await session.scalar(
+                    select(func.max(Job.created_at)).where(Job.kind == JobKind.RECLAIM)
+                )
+                if last is not None and last > clock() - every:
+                    continue
+                await start_reclaim(session, now=clock(), principal=None)
+        except (ReclaimRunning, ConcurrentUpdate):
+            continue
         except Exception:
-            logger.exception("scheduled reclaim failed; the next interval tries again")
+            logger.exception("could not queue the scheduled reclaim; the next look tries again")

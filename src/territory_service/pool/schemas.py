@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from territory_service.api.problems import Problem
-from territory_service.customers.schemas import Customer, UTCTimestamp
+from territory_service.customers.schemas import Customer
 from territory_service.schemas import (
     InputModel,
     OutputModel,
@@ -16,6 +16,7 @@ from territory_service.schemas import (
     SentWithETag,
     Tag,
     Tier,
+    UTCTimestamp,
 )
 
 Days = Annotated[int, Field(ge=1, le=3650)]

@@ -1,30 +1,44 @@
-"""Activating a rule set: the state change now, the re-resolution of every customer as a job.
+"""Activating a rule set: the state change now, the re-division of every customer as a job.
 
-The job walks the customers in id order in bounded chunks, each chunk one transaction through
-the same resolution path a single customer takes, so a bulk run and one-by-one resolution agree.
-Only rows that change are written, each with its event; locked customers stay (and drift is
-logged); running it again changes nothing.
+The job has two steps (`jobs/worker.py`), each of which any replica may take up:
+
+1. **plan**: one pass over the pool (`ownership/pool_run.py`) decides every customer in id
+   order, as resolving them one by one would, and stores the changes (`planned_changes`) in
+   pieces; the conflicts it raises are recorded, and the pieces queued, with the mark that
+   planning is done. A plan interrupted half-way is made again from the start.
+2. **apply**, one per piece: the piece's changes and their events in one transaction with the
+   mark that the piece is done, each row a compare-and-set on the version it was planned from.
+   A row changed since is resolved again under its row lock.
+
+So an interrupted or shared job gives the owners an uninterrupted one gives. Only rows that
+change are written; locked customers stay (and drift is logged); running it again changes
+nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from territory_service.config import Settings
 from territory_service.conflicts.recorder import record_signals
 from territory_service.customers.repository import CustomerRepository
 from territory_service.db import utcnow
-from territory_service.errors import ConcurrentUpdate, Conflict, ServiceError
+from territory_service.engine.resolution import ConflictSignal
+from territory_service.errors import Conflict, ServiceError
 from territory_service.heap import collector_paused
 from territory_service.jobs import service as jobs
-from territory_service.jobs.models import Job, JobKind, JobStatus
+from territory_service.jobs.models import Job, JobKind, JobPiece
 from territory_service.jobs.repository import JobRepository
-from territory_service.ownership.pool_run import Change, Decided, PoolRun, decide_all
-from territory_service.ownership.pool_writes import write_changes
+from territory_service.jobs.worker import NewPiece, Piece, step
+from territory_service.ownership.changes import Attribution
+from territory_service.ownership.pool_run import Decided, PoolRun, decide_all
+from territory_service.ownership.pool_writes import apply_planned, forget_plans, plan_changes
 from territory_service.ownership.resolver import resolve_customers
 from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.models import RuleSet, RuleSetState
@@ -34,9 +48,8 @@ from territory_service.rulesets.service import report_for
 from territory_service.security.principal import Principal
 from territory_service.transaction import transaction
 
+# Customers read and decided per statement.
 CHUNK = 5000
-BATCH_CUSTOMERS = 50_000
-CHUNK_ATTEMPTS = 3
 
 
 class ActivationRunning(Conflict):
@@ -48,6 +61,12 @@ class ActivationRunning(Conflict):
             "a rule set is being activated; wait for its job to finish",
             job_id=None if job_id is None else str(job_id),
         )
+
+
+class NotAhead(ServiceError):
+    status = 422
+    slug = "effective-at-passed"
+    title = "The time given has passed"
 
 
 class InvalidRuleSet(ServiceError):
@@ -65,11 +84,13 @@ class InvalidRuleSet(ServiceError):
 
 async def start_activation(
     session: AsyncSession,
-    session_factory: async_sessionmaker[AsyncSession],
     *,
     ruleset_id: uuid.UUID,
     principal: Principal,
+    effective_at: dt.datetime | None = None,
 ) -> Job:
+    """Make the rule set active now and queue its re-division, or, given `effective_at`,
+    schedule both for then (see the module's docstring)."""
     repository = JobRepository(session)
 
     async def explain() -> None:
@@ -79,28 +100,69 @@ async def start_activation(
     async with transaction(session, resource="rule set", explain_integrity_error=explain):
         running = await repository.unfinished(JobKind.ACTIVATION, for_update=True)
         if running is not None:
-            if not jobs.is_abandoned(running):
-                raise ActivationRunning(running.id)
-            await repository.update(
-                running,
-                {"status": JobStatus.FAILED, "error": "abandoned", "finished_at": utcnow()},
+            raise ActivationRunning(running.id)
+        if effective_at is not None and effective_at <= utcnow():
+            raise NotAhead(
+                "effective_at is not in the future; leave it out to activate now",
+                errors=[{"pointer": "#/effective_at", "detail": "must lie ahead"}],
             )
-        ruleset = await _make_active(session, ruleset_id)
-        job = await repository.add(
-            Job(kind=JobKind.ACTIVATION, subject_id=ruleset.id, created_by_key_id=principal.key_id)
+        if effective_at is None:
+            ruleset, first = await _make_active(session, ruleset_id), NewPiece(PLAN)
+        else:
+            ruleset, first = await _schedule(session, ruleset_id, effective_at), NewPiece(ACTIVATE)
+        job = await jobs.enqueue(
+            session,
+            Job(
+                kind=JobKind.ACTIVATION,
+                subject_id=ruleset.id,
+                created_by_key_id=principal.key_id,
+                run_at=effective_at,
+                params=jobs.caller_params(principal, f"rule set {ruleset.number} activated"),
+            ),
+            first,
         )
-    reason = f"rule set {ruleset.number} activated"
-
-    async def report(**changes: Any) -> None:
-        await jobs.report(session_factory, job.id, **changes)
-
-    async def work() -> dict[str, Any]:
-        return await re_resolve_all(
-            session_factory, actor=principal, reason=reason, progress=report
-        )
-
-    jobs.start(session_factory, job.id, work)
+    jobs.notify()
     return job
+
+
+async def _schedule(session: AsyncSession, ruleset_id: uuid.UUID, at: dt.datetime) -> RuleSet:
+    rulesets = RuleSetRepository(session)
+    ruleset = await rulesets.get_or_raise(ruleset_id, for_update=True)
+    if ruleset.state is not RuleSetState.DRAFT:
+        raise Conflict(
+            f"rule set {ruleset.number} is {ruleset.state.value}; only a draft can be scheduled"
+        )
+    await _check_valid(session, ruleset)
+    return await rulesets.update(ruleset, {"state": RuleSetState.SCHEDULED, "scheduled_for": at})
+
+
+async def _check_valid(session: AsyncSession, ruleset: RuleSet) -> None:
+    report = await report_for(session, ruleset)
+    if not report.valid:
+        raise InvalidRuleSet(report)
+
+
+async def re_divide_now(
+    session_factory: async_sessionmaker[AsyncSession], settings: Settings, *, reason: str
+) -> Job:
+    """Re-divide the pool by the active rule set now, in this process (the demo loader, the
+    benchmarks): the activation's job, queued and worked to its end here."""
+    async with session_factory() as session, transaction(session, resource="rule set"):
+        active = await RuleSetRepository(session).active()
+        job = await jobs.enqueue(
+            session,
+            Job(
+                kind=JobKind.ACTIVATION,
+                subject_id=None if active is None else active.id,
+                params=jobs.caller_params(None, reason),
+            ),
+            NewPiece(PLAN),
+        )
+    await jobs.work_to_end(session_factory, settings)
+    async with session_factory() as session:
+        done = await session.get(Job, job.id, populate_existing=True)
+        assert done is not None
+        return done
 
 
 async def _make_active(session: AsyncSession, ruleset_id: uuid.UUID) -> RuleSet:
@@ -108,111 +170,170 @@ async def _make_active(session: AsyncSession, ruleset_id: uuid.UUID) -> RuleSet:
     ruleset = await rulesets.get_or_raise(ruleset_id, for_update=True)
     if ruleset.state is RuleSetState.ARCHIVED:
         raise Conflict(f"rule set {ruleset.number} is archived; copy it into a new draft")
-    if ruleset.state is RuleSetState.DRAFT:
-        report = await report_for(session, ruleset)
-        if not report.valid:
-            raise InvalidRuleSet(report)
+    if ruleset.state in (RuleSetState.DRAFT, RuleSetState.SCHEDULED):
+        await _check_valid(session, ruleset)
         active = await rulesets.active(for_update=True)
         now = utcnow()
         if active is not None:
             await rulesets.update(active, {"state": RuleSetState.ARCHIVED, "archived_at": now})
-        await rulesets.update(ruleset, {"state": RuleSetState.ACTIVE, "activated_at": now})
+        await rulesets.update(
+            ruleset, {"state": RuleSetState.ACTIVE, "activated_at": now, "scheduled_for": None}
+        )
     return ruleset
 
 
-Progress = Callable[..., Awaitable[None]]
+ACTIVATE, PLAN, APPLY = "activate", "plan", "apply"
 
 
-async def re_resolve_all(
-    session_factory: async_sessionmaker[AsyncSession],
-    *,
-    actor: Principal | None,
-    reason: str,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Resolve every customer with the active rule set; `progress(total=...)`, then
-    `progress(done=...)` after each chunk is written.
+@step(JobKind.ACTIVATION, ACTIVATE)
+async def activate_on_time(piece: Piece) -> None:
+    """A scheduled activation, on time: the rule set becomes active, and the planning is
+    queued with the mark that this is done."""
+    assert piece.subject_id is not None
+    async with piece.session_factory() as session, transaction(session, resource="rule set"):
+        ruleset = await RuleSetRepository(session).get_or_raise(piece.subject_id)
+        if ruleset.state is not RuleSetState.SCHEDULED:
+            raise Conflict(f"rule set {ruleset.number} is no longer scheduled")
+        await _make_active(session, ruleset.id)
+        await piece.complete(session, more=[NewPiece(PLAN)])
 
-    Each chunk is written in a transaction of its own while the next one is being decided, so
-    the database works on one core while the engine works on the other. A transaction writes
-    up to `CHUNK` changes, or the outcome of `BATCH_CUSTOMERS` customers when few change."""
-    async with session_factory() as session, transaction(session, resource="customer"):
+
+@step(JobKind.ACTIVATION, PLAN)
+async def plan(piece: Piece) -> None:
+    """Decide every customer with the active rule set and store the changes as the plan's
+    pieces; their conflicts are recorded, and the pieces queued, with the mark that planning is
+    done. An attempt that stopped half-way left only rows of its own generation, dropped here.
+
+    Each piece's changes are stored in a transaction of their own while the next customers are
+    decided, so the database works on one core while the engine works on the other. A piece
+    holds up to `activation_piece_changes` changes, or `activation_piece_customers` customers
+    when few change."""
+    factory, settings, generation = piece.session_factory, piece.settings, piece.attempts
+    async with factory() as session, transaction(session, resource="customer"):
+        await forget_plans(session, job_id=piece.job_id)
         active = await RuleSetRepository(session).active()
-        if active is None:
-            return {"customers": 0, "changed": 0}
-        run = await PoolRun.prepare(session, await compiled(session, active))
+        run = (
+            None
+            if active is None
+            else await PoolRun.prepare(session, await compiled(session, active))
+        )
         total = await CustomerRepository(session).count()
-    if progress is not None:
-        await progress(total=total)
-    done = changed = 0
-    writing: asyncio.Task[int] | None = None
+    pieces: list[NewPiece] = []
+    signals: list[ConflictSignal] = []
+    writing: asyncio.Task[None] | None = None
+    at = utcnow()
+
+    async def store(batch: Decided) -> None:
+        async with factory() as session, transaction(session, resource="customer"):
+            number = len(pieces) + 1
+            await plan_changes(
+                session,
+                batch.changes,
+                job_id=piece.job_id,
+                generation=generation,
+                piece=number,
+                at=at,
+            )
+        pieces.append(NewPiece(APPLY, _piece_payload(generation, number, batch)))
 
     async def write(batch: Decided) -> None:
-        """Start writing `batch` once the previous write has finished."""
-        nonlocal writing, done, changed
+        nonlocal writing
         if writing is not None:
-            changed += await writing
-            if progress is not None:
-                await progress(done=done)
-        writing = asyncio.create_task(_write_chunk(session_factory, run, batch, actor, reason))
-        done += batch.customers
+            await writing
+        signals.extend(batch.signals)
+        writing = asyncio.create_task(store(batch))
 
-    with collector_paused():
-        try:
-            batch = Decided()
-            async for decided in decide_all(session_factory, run, chunk=CHUNK):
-                batch.absorb(decided)
-                if len(batch.changes) >= CHUNK or batch.customers >= BATCH_CUSTOMERS:
+    if run is not None:
+        with collector_paused():
+            try:
+                batch = Decided()
+                chunk = min(CHUNK, settings.activation_piece_customers)
+                async for decided in decide_all(factory, run, chunk=chunk):
+                    batch.absorb(decided)
+                    full = len(batch.changes) >= settings.activation_piece_changes
+                    if full or batch.customers >= settings.activation_piece_customers:
+                        await write(batch)
+                        batch = Decided()
+                if batch.customers:
                     await write(batch)
-                    batch = Decided()
-            if batch.customers:
-                await write(batch)
-            if writing is not None:
-                changed += await writing
-                if progress is not None:
-                    await progress(done=done)
-        finally:
-            if writing is not None and not writing.done():
-                writing.cancel()
-    return {"customers": done, "changed": changed}
+                if writing is not None:
+                    await writing
+            finally:
+                if writing is not None and not writing.done():
+                    writing.cancel()
+    async with factory() as session, transaction(session, resource="customer"):
+        if run is not None:
+            await record_signals(session, signals, ruleset_version=run.ruleset.spec.version)
+        await piece.complete(
+            session, total=total, result={"customers": 0, "changed": 0}, more=pieces
+        )
 
 
-async def _write_chunk(
-    session_factory: async_sessionmaker[AsyncSession],
-    run: PoolRun,
-    decided: Decided,
-    actor: Principal | None,
-    reason: str,
-) -> int:
-    """Write one decided chunk with its conflicts; return the rows changed. The writes are
-    compare-and-sets, so a transaction that failed is simply tried again."""
-    for attempt in range(1, CHUNK_ATTEMPTS + 1):
-        try:
-            changed, lost = await _write_once(session_factory, run, decided, actor, reason)
-        except ConcurrentUpdate:
-            if attempt == CHUNK_ATTEMPTS:
-                raise
-        else:
-            run.undo(lost)
-            return changed
-    raise AssertionError("CHUNK_ATTEMPTS must be at least 1")
+def _piece_payload(generation: int, number: int, batch: Decided) -> dict[str, Any]:
+    """What an apply piece needs, and what a cancelled job reports of it (which customers)."""
+    return {
+        "generation": generation,
+        "plan_piece": number,
+        "customers": batch.customers,
+        "first_customer_id": str(batch.first),
+        "last_customer_id": str(batch.last),
+    }
 
 
-async def _write_once(
-    session_factory: async_sessionmaker[AsyncSession],
-    run: PoolRun,
-    decided: Decided,
-    actor: Principal | None,
-    reason: str,
-) -> tuple[int, list[Change]]:
-    """One transaction. Rows a concurrent writer changed since they were read are not
-    overwritten: they are resolved again under a row lock, and returned as lost."""
-    async with session_factory() as session, transaction(session, resource="customer"):
-        lost = await write_changes(session, decided.changes, actor=actor, reason=reason)
-        changed = len(decided.changes) - len(lost)
+@step(JobKind.ACTIVATION, APPLY)
+async def apply(piece: Piece) -> None:
+    """Write one piece of the plan. Rows a concurrent writer changed since the plan read them
+    are not overwritten: they are resolved again under a row lock."""
+    payload, actor = piece.payload, jobs.actor_of(piece.params)
+    reason = piece.params["reason"]
+    async with piece.session_factory() as session, transaction(session, resource="customer"):
+        changed, lost = await apply_planned(
+            session,
+            job_id=piece.job_id,
+            generation=payload["generation"],
+            piece=payload["plan_piece"],
+            by=Attribution.of(reason=reason, actor=actor),
+        )
         if lost:
-            customers = await CustomerRepository(session).by_ids({c.customer_id for c in lost})
+            customers = await CustomerRepository(session).by_ids(lost)
             resolved = await resolve_customers(session, customers, actor=actor, reason=reason)
             changed += resolved.changed
-        await record_signals(session, decided.signals, ruleset_version=run.ruleset.spec.version)
-    return changed, lost
+        customers = payload["customers"]
+        await piece.complete(
+            session, done=customers, result={"customers": customers, "changed": changed}
+        )
+
+
+async def _on_cancel(session: AsyncSession, job: Job) -> None:
+    """A cancelled activation says which customers still wait for the new rule set: those of
+    the pieces not applied (every customer, if planning had not finished). A scheduled one is
+    cancelled before it began: its rule set is a draft again."""
+    if job.subject_id is not None:
+        rulesets = RuleSetRepository(session)
+        ruleset = await rulesets.get(job.subject_id, for_update=True)
+        if ruleset is not None and ruleset.state is RuleSetState.SCHEDULED:
+            await rulesets.update(ruleset, {"state": RuleSetState.DRAFT, "scheduled_for": None})
+            return
+    pieces = (
+        await session.scalars(
+            select(JobPiece).where(JobPiece.job_id == job.id).order_by(JobPiece.number)
+        )
+    ).all()
+    waiting = [p.payload for p in pieces if p.step == APPLY and p.done_at is None]
+    planned = any(p.step == PLAN and p.done_at is not None for p in pieces)
+    job.result = {
+        "customers": 0,
+        "changed": 0,
+        **job.result,
+        "waiting": sum(p["customers"] for p in waiting) if planned else job.total,
+        "waiting_ranges": [
+            {k: p[k] for k in ("first_customer_id", "last_customer_id", "customers")}
+            for p in waiting
+        ]
+        if planned
+        else None,
+    }
+    await forget_plans(session, job_id=job.id)
+
+
+jobs.on_cancel(JobKind.ACTIVATION, _on_cancel)

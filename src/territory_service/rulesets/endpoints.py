@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from territory_service.api.authentication import RulesRead, RulesWrite
 from territory_service.api.dependencies import (
@@ -19,6 +19,7 @@ from territory_service.jobs.schemas import Job
 from territory_service.rulesets import activation, service, simulation
 from territory_service.rulesets.models import RuleSetState
 from territory_service.rulesets.schemas import (
+    ActivationRequest,
     Rule,
     RuleCreate,
     RulePage,
@@ -222,19 +223,22 @@ async def validate_ruleset(
 )
 async def activate_ruleset(
     ruleset_id: uuid.UUID,
-    request: Request,
     session: SessionDep,
     principal: RulesWrite,
     response: Response,
+    body: ActivationRequest | None = None,
 ) -> Job:
-    """Make a draft the active rule set (the active one is archived) and re-resolve every
-    customer as a job: 202 with `Location: /v1/jobs/{id}`. One activation runs at a time (409
-    otherwise); activating the active set again re-resolves and changes nothing."""
+    """Make a draft the active rule set (the active one is archived) and re-divide every
+    customer as a job: 202 with `Location: /v1/jobs/{id}`. With `effective_at`, both happen
+    then: the rule set is `scheduled` until that time, and cancelling the job makes it a draft
+    again. One activation at a time, scheduled ones included (409 otherwise); activating the
+    active set again re-divides and changes nothing."""
+    effective_at = None if body is None else body.effective_at
     job = await activation.start_activation(
-        session, request.app.state.session_factory, ruleset_id=ruleset_id, principal=principal
+        session, ruleset_id=ruleset_id, principal=principal, effective_at=effective_at
     )
     set_location(response, f"/v1/jobs/{job.id}", job.version)
-    return Job.model_validate(job)
+    return Job.of(job)
 
 
 @router.post(
@@ -245,7 +249,6 @@ async def activate_ruleset(
 )
 async def simulate_ruleset(
     ruleset_id: uuid.UUID,
-    request: Request,
     session: SessionDep,
     principal: RulesWrite,
     response: Response,
@@ -255,11 +258,9 @@ async def simulate_ruleset(
     and change territory, the load per owner and per territory before and after, and the
     conflicts it would raise by kind; the moves themselves are at
     `GET /v1/simulations/{job_id}/moves`. Simulations may run side by side."""
-    job = await simulation.start_simulation(
-        session, request.app.state.session_factory, ruleset_id=ruleset_id, principal=principal
-    )
+    job = await simulation.start_simulation(session, ruleset_id=ruleset_id, principal=principal)
     set_location(response, f"/v1/jobs/{job.id}", job.version)
-    return Job.model_validate(job)
+    return Job.of(job)
 
 
 simulations_router = APIRouter(prefix="/v1/simulations", tags=["rule sets"])

@@ -15,6 +15,7 @@ from territory_service.ids import new_id
 
 class RuleSetState(enum.StrEnum):
     DRAFT = "draft"
+    SCHEDULED = "scheduled"  # to become active at `scheduled_for` (an activation job waits)
     ACTIVE = "active"
     ARCHIVED = "archived"
 
@@ -51,6 +52,7 @@ class RuleSet(Versioned, Base):
     copied_from_id: Mapped[uuid.UUID | None] = mapped_column()
     activated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    scheduled_for: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class RuleRow(Versioned, Base):

@@ -24,6 +24,7 @@ from territory_service.heap import collector_paused
 from territory_service.jobs import service as jobs
 from territory_service.jobs.models import Job, JobKind
 from territory_service.jobs.repository import JobRepository
+from territory_service.jobs.worker import NewPiece, Piece, step
 from territory_service.ownership.pool_run import Decided, Place, PoolRun, decide_all
 from territory_service.pagination import Page, paginate
 from territory_service.rulesets.compiled import compiled
@@ -38,11 +39,7 @@ KEPT_FOR = dt.timedelta(days=1)
 
 
 async def start_simulation(
-    session: AsyncSession,
-    session_factory: async_sessionmaker[AsyncSession],
-    *,
-    ruleset_id: uuid.UUID,
-    principal: Principal,
+    session: AsyncSession, *, ruleset_id: uuid.UUID, principal: Principal
 ) -> Job:
     async with transaction(session, resource="rule set"):
         ruleset = await RuleSetRepository(session).get_or_raise(ruleset_id)
@@ -55,15 +52,33 @@ async def start_simulation(
                 )
             )
         )
-        job = await JobRepository(session).add(
-            Job(kind=JobKind.SIMULATION, subject_id=ruleset.id, created_by_key_id=principal.key_id)
+        job = await jobs.enqueue(
+            session,
+            Job(
+                kind=JobKind.SIMULATION,
+                subject_id=ruleset.id,
+                created_by_key_id=principal.key_id,
+                params=jobs.caller_params(principal, "simulation"),
+            ),
+            NewPiece(SIMULATE),
         )
-
-    async def work() -> dict[str, Any]:
-        return await simulate(session_factory, ruleset_id=ruleset_id, job_id=job.id)
-
-    jobs.start(session_factory, job.id, work)
+    jobs.notify()
     return job
+
+
+SIMULATE = "simulate"
+
+
+@step(JobKind.SIMULATION, SIMULATE)
+async def simulate_piece(piece: Piece) -> None:
+    """The whole simulation is one piece: done again from the start if it was interrupted
+    (it changes nothing but its own moves, which it drops first)."""
+    assert piece.subject_id is not None
+    result, customers = await simulate(
+        piece.session_factory, ruleset_id=piece.subject_id, job_id=piece.job_id
+    )
+    async with piece.session_factory() as session, transaction(session, resource="simulation"):
+        await piece.complete(session, total=customers, result=result)
 
 
 class Tally:
@@ -148,13 +163,15 @@ def _load(counts: dict[str, Counter[uuid.UUID]], key: str) -> list[dict[str, Any
 
 async def simulate(
     session_factory: async_sessionmaker[AsyncSession], *, ruleset_id: uuid.UUID, job_id: uuid.UUID
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], int]:
+    """The simulation's summary, and how many customers it looked at."""
     async with session_factory() as session, transaction(session, resource="rule set"):
+        await session.execute(delete(SimulationMove).where(SimulationMove.job_id == job_id))
         ruleset = await RuleSetRepository(session).get_or_raise(ruleset_id)
         run = await PoolRun.prepare(session, await compiled(session, ruleset))
         version = ruleset.version
         total = await CustomerRepository(session).count()
-    await jobs.report(session_factory, job_id, total=total)
+    await jobs.progress(session_factory, job_id, total=total)
     tally = Tally()
     with collector_paused():
         async for decided in decide_all(session_factory, run, chunk=CHUNK):
@@ -164,8 +181,9 @@ async def simulate(
                     await session.execute(
                         insert(SimulationMove), [move | {"job_id": job_id} for move in moves]
                     )
-            await jobs.report(session_factory, job_id, done=tally.customers)
-    return tally.summary() | {"ruleset_id": str(ruleset_id), "ruleset_version": version}
+            await jobs.progress(session_factory, job_id, done=tally.customers)
+    summary = tally.summary() | {"ruleset_id": str(ruleset_id), "ruleset_version": version}
+    return summary, tally.customers
 
 
 async def list_moves(
