@@ -233,3 +233,107 @@ async def test_a_replica_told_to_stop_hands_its_piece_back_at_once(
     assert job["status"] == "succeeded", job
     assert (job["done"], job["total"]) == (CUSTOMERS, CUSTOMERS)
     await assert_one_event_per_change(fresh_postgres_url)
+
+
+async def one_owner_holding_everything(client: httpx.AsyncClient) -> dict[str, Any]:
+    """CUSTOMERS customers in one region, all held by one owner; a second owner joins after."""
+    country = await post(client, "/v1/territories", name="全国")
+    east = await post(client, "/v1/territories", name="华东", parent_id=country["id"])
+    leaving, heir = [
+        await post(client, "/v1/owners", external_id=name, name=name) for name in ("张", "李")
+    ]
+    path = f"/v1/territories/{east['id']}/members"
+    assert (await client.put(f"{path}/{leaving['id']}", json={})).is_success
+    ruleset = await post(client, "/v1/rulesets", name="一区", default_territory_id=east["id"])
+    await post(
+        client,
+        f"/v1/rulesets/{ruleset['id']}/rules",
+        name="华东",
+        priority=10,
+        condition=where("province", "eq", "上海"),
+        territory_id=east["id"],
+    )
+    started = await post(client, f"/v1/rulesets/{ruleset['id']}/activate")
+    assert (await finished(client, started["location"]))["status"] == "succeeded"
+    items = [
+        {"source": "crm", "external_id": f"H{n:05d}", "name": f"客户{n}", "province": "上海"}
+        for n in range(CUSTOMERS)
+    ]
+    for start in range(0, CUSTOMERS, 1000):
+        await post(client, "/v1/customers/batch", items=items[start : start + 1000])
+    assert (await client.put(f"{path}/{heir['id']}", json={})).is_success
+    return {"east": east, "leaving": leaving, "heir": heir}
+
+
+async def kill_the_holder_of(dsn: str, step: str, servers: list[Server]) -> Server:
+    victim = process_of(await holder_of_a_piece(dsn, step), servers)
+    os.kill(victim.process.pid, signal.SIGKILL)
+    assert victim.process.wait() == -signal.SIGKILL
+    return victim
+
+
+async def sources_of_last_changes(dsn: str) -> dict[str, int]:
+    """How many customers' latest event has each source, and how many events each has."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT DISTINCT ON (customer_id) source FROM ownership_events "
+            "ORDER BY customer_id, version DESC"
+        )
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row[0]] = counts.get(row[0], 0) + 1
+        return counts
+    finally:
+        await connection.close()
+
+
+async def test_a_hand_over_and_a_reclaim_finish_on_other_replicas_when_one_is_killed(
+    fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    dsn = to_asyncpg_dsn(fresh_postgres_url)
+    key = await issue_admin_key(fresh_postgres_url)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with running_servers(fresh_postgres_url, 3, tmp_path, **SERVER_SETTINGS) as servers:
+        clients = {
+            s.process.pid: httpx.AsyncClient(base_url=s.base_url, headers=headers) for s in servers
+        }
+        alive = list(servers)
+        try:
+            first = clients[alive[0].process.pid]
+            world = await one_owner_holding_everything(first)
+            handover = await post(
+                first,
+                f"/v1/owners/{world['leaving']['id']}/handover",
+                reason="离职交接",
+                to_owner_id=world["heir"]["id"],
+            )
+            alive.remove(await kill_the_holder_of(dsn, "move", alive))
+            handed = await finished(clients[alive[0].process.pid], handover["location"])
+            after_handover = await places(dsn)
+
+            rules = {"reclaim_enabled": True, "reclaim_after_days": 30}
+            path = f"/v1/territories/{world['east']['id']}/pool-rules"
+            assert (await clients[alive[0].process.pid].put(path, json=rules)).is_success
+            connection = await asyncpg.connect(dsn)
+            try:  # every hold began two months ago
+                await connection.execute(
+                    "UPDATE ownerships SET held_since = now() - interval '60 days'"
+                )
+            finally:
+                await connection.close()
+            reclaim = await post(clients[alive[0].process.pid], "/v1/pool/reclaim")
+            alive.remove(await kill_the_holder_of(dsn, "sweep", alive))
+            reclaimed = await finished(clients[alive[0].process.pid], reclaim["location"])
+        finally:
+            for client in clients.values():
+                await client.aclose()
+
+    assert handed["status"] == "succeeded", handed
+    assert handed["result"] == {"kind": "handover", "moved": CUSTOMERS, "to_pool": 0}
+    assert set(after_handover.values()) == {(world["east"]["id"], world["heir"]["id"])}
+    assert reclaimed["status"] == "succeeded", reclaimed
+    assert reclaimed["result"] == {"kind": "reclaim", "reclaimed": CUSTOMERS}
+    assert set((await places(dsn)).values()) == {(world["east"]["id"], None)}
+    assert await sources_of_last_changes(dsn) == {"reclaim": CUSTOMERS}
+    await assert_one_event_per_change(fresh_postgres_url)
