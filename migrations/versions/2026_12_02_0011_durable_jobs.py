@@ -1,6 +1,6 @@
 """Durable jobs: pieces of work any replica leases, the planned changes of a re-division, a
-cancelled status, the parameters a job runs with, dated jobs and scheduled rule sets. The reclaim's lease table
-goes: the reclaim is a job like the others, one unfinished at a time.
+cancelled status, the parameters a job runs with, dated jobs and scheduled rule sets. The
+reclaim's lease table goes: the reclaim is a job like the others, one unfinished at a time.
 
 Jobs left unfinished by the previous version cannot be carried on (their work lived in the
 memory of the process that ran them): they end as failed.
