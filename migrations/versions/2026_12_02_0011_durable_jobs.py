@@ -100,18 +100,11 @@ def upgrade() -> None:
         sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("held_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["job_id"],
-            ["jobs.id"],
-            name=op.f("fk_planned_changes_job_id_jobs"),
-            ondelete="CASCADE",
-        ),
+        sa.Column("from_held_since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("applied", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint(
-            "job_id", "generation", "customer_id", name=op.f("pk_planned_changes")
+            "job_id", "generation", "piece", "customer_id", name=op.f("pk_planned_changes")
         ),
-    )
-    op.create_index(
-        "ix_planned_changes_piece", "planned_changes", ["job_id", "generation", "piece"]
     )
     op.drop_table("leases")
     with op.batch_alter_table("rulesets") as batch_op:
@@ -137,7 +130,6 @@ def downgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_leases")),
     )
-    op.drop_index("ix_planned_changes_piece", table_name="planned_changes")
     op.drop_table("planned_changes")
     op.drop_index("ix_job_pieces_undone", table_name="job_pieces")
     op.drop_table("job_pieces")

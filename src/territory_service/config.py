@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         "third of it while the piece runs): when its replica dies, another takes the piece "
         "over this long after the last renewal.",
     )
+    job_workers: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Workers per process taking pieces of jobs (one on SQLite).",
+    )
     job_poll_seconds: float = Field(
         default=1.0,
         gt=0,

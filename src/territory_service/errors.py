@@ -87,7 +87,10 @@ class ConcurrentUpdate(Conflict):
 
 
 class DatabaseUnavailable(ServiceError):
-    """The database connection failed mid-request; nothing of the request was committed."""
+    """The database could not be reached, or went away mid-request (a restart, a crash, a cut
+    connection): whatever the step, the request's transaction was not committed, unless only
+    the answer to its COMMIT was lost, which no client of a database can tell apart.
+    `transaction.database_unavailable` decides which failures these are."""
 
     status = 503
     slug = "database-unavailable"

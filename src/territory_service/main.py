@@ -86,9 +86,19 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         app.state.session_factory = create_session_factory(app.state.engine)
         app.state.request_reads = request_reads(app.state.engine)
         app.state.previews = Previews(app.state.session_factory, ttl=settings.preview_cache_seconds)
-        app.state.worker = worker = Worker(app.state.session_factory, settings)
-        jobs.register(worker)
-        background = [asyncio.create_task(worker.run(), name="job-worker")]
+        # Workers take pieces of jobs; several per process apply a re-division's pieces side by
+        # side (the database does the work). SQLite has one writer: one worker.
+        count = 1 if settings.is_sqlite else settings.job_workers
+        app.state.workers = workers = [
+            Worker(app.state.session_factory, settings) for _ in range(count)
+        ]
+        app.state.worker = workers[0]
+        for worker in workers:
+            jobs.register(worker)
+        background = [
+            asyncio.create_task(worker.run(), name=f"job-worker-{n}")
+            for n, worker in enumerate(workers)
+        ]
         if settings.pool_reclaim_interval_seconds > 0:
             background.append(
                 asyncio.create_task(
@@ -103,8 +113,9 @@ def create_app(settings: Settings | None = None, *, engine: AsyncEngine | None =
         try:
             yield
         finally:
-            jobs.unregister(worker)
-            await worker.stop()  # hands back the piece in hand at once
+            for worker in workers:  # each hands back the piece in hand at once
+                jobs.unregister(worker)
+                await worker.stop()
             for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -171,3 +172,10 @@ async def follow_feed(
         if not page["items"]:
             return seen, page["next_cursor"]
         cursor = page["next_cursor"]
+
+
+async def stop_workers(app: FastAPI) -> None:
+    """Stop the app's job workers, for a test that works the pieces itself."""
+    for worker in app.state.workers:
+        jobs.unregister(worker)
+        await worker.stop()

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from territory_service.db import utcnow
 from territory_service.jobs.worker import Worker
-from tests.api.helpers import activate, create_customer, ownership
+from tests.api.helpers import activate, create_customer, ownership, stop_workers
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -102,7 +102,7 @@ async def test_an_activation_counts_its_customers_as_its_pieces_are_applied(
     client: httpx.AsyncClient, regions: dict[str, Any], app: FastAPI
 ) -> None:
     """Planning sets `total` and applies nothing; each applied piece adds its customers."""
-    await app.state.worker.stop()  # this test works the pieces itself, one at a time
+    await stop_workers(app)  # this test works the pieces itself, one at a time
     one_by_one = app.state.settings.model_copy(update={"activation_piece_customers": 1})
     worker = Worker(app.state.session_factory, one_by_one)
     for province in ("上海", "江苏", "广东"):

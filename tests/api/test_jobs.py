@@ -8,13 +8,29 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
 
+from territory_service.conflicts.recorder import record_signals
 from territory_service.db import utcnow
+from territory_service.errors import DatabaseUnavailable
 from territory_service.jobs.models import Job, JobPiece
-from territory_service.jobs.worker import Worker
-from tests.api.helpers import assert_problem, create_customer, list_all, ownership
+from territory_service.jobs.worker import Piece, Worker
+from territory_service.rulesets import activation
+from tests.api.helpers import (
+    activate,
+    add_rule,
+    assert_problem,
+    create,
+    create_customer,
+    create_owner,
+    create_territory,
+    list_all,
+    ownership,
+    stop_workers,
+    where,
+)
 
 PROVINCES = ("上海", "江苏", "广东", "上海", "江苏", "广东")
 
@@ -22,7 +38,7 @@ PROVINCES = ("上海", "江苏", "广东", "上海", "江苏", "广东")
 async def stepped_worker(app: FastAPI) -> Worker:
     """Stop the app's own worker and give the test one that takes a piece when told to, with
     pieces of one customer."""
-    await app.state.worker.stop()
+    await stop_workers(app)
     one_by_one = app.state.settings.model_copy(update={"activation_piece_customers": 1})
     return Worker(app.state.session_factory, one_by_one, holder="test:0:stepper")
 
@@ -144,3 +160,76 @@ async def test_an_activation_dated_in_the_past_or_without_an_offset_is_refused(
     assert naive.status_code == 422, naive.text
     assert (await client.get(f"/v1/rulesets/{regions['ruleset']['id']}")).json()["state"] == "draft"
     assert await list_all(client, "/v1/jobs") == []
+
+
+async def test_a_plan_made_again_decides_as_the_first_whatever_was_applied_meanwhile(
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two customers, one piece each. The first attempt at planning stores both pieces and
+    dies before it is done; meanwhile another worker applies the second piece. The plan made
+    again must see the second customer where it was, not where it went: otherwise the first
+    customer, placed by least load, would count the second's move before its time and go to
+    the other member."""
+    root = await create_territory(client)
+    team = await create_territory(client, parent_id=root["id"], strategy="least_loaded")
+    w, x = await create_owner(client), await create_owner(client)
+    for owner in (w, x):
+        await client.put(f"/v1/territories/{team['id']}/members/{owner['id']}", json={})
+    first = await create_customer(client, province="广东")  # sorts first: ids grow with time
+    second = await create_customer(client, province="上海")
+
+    async def ruleset(name: str, shanghai_to: dict[str, Any], *, guangdong: bool) -> Any:
+        made = await create(
+            client, "/v1/rulesets", {"name": name, "default_territory_id": root["id"]}
+        )
+        rules = [("上海", shanghai_to["id"])] + ([("广东", None)] if guangdong else [])
+        for n, (province, owner_id) in enumerate(rules, start=1):
+            await add_rule(
+                client,
+                made,
+                name=province,
+                priority=n,
+                condition=where("province", "eq", province),
+                territory_id=team["id"],
+                owner_id=owner_id,
+            )
+        return made
+
+    await activate(client, await ruleset("前", w, guangdong=False))
+    after = await ruleset("后", x, guangdong=True)
+    worker = await stepped_worker(app)
+    dies = [DatabaseUnavailable()]
+
+    async def record_or_die(*args: Any, **kwargs: Any) -> None:
+        if dies:
+            raise dies.pop()
+        await record_signals(*args, **kwargs)
+
+    monkeypatch.setattr(activation, "record_signals", record_or_die)
+    started = await client.post(f"/v1/rulesets/{after['id']}/activate")
+    assert await worker.run_one()  # the first attempt: both pieces stored, then it dies
+    job_id = uuid.UUID(started.json()["id"])
+    await apply_out_of_turn(app, worker, job_id, number=2)
+    assert (await ownership(client, second["id"]))["owner_id"] == x["id"]
+    while await worker.run_one():
+        pass
+
+    job = (await client.get(started.headers["location"])).json()
+    assert (job["status"], job["done"], job["total"]) == ("succeeded", 2, 2)
+    # In the uninterrupted order the first customer saw w holding the second: x was less loaded.
+    assert (await ownership(client, first["id"]))["owner_id"] == x["id"]
+
+
+async def apply_out_of_turn(app: FastAPI, worker: Worker, job_id: uuid.UUID, number: int) -> None:
+    """Apply piece `number` as another worker would, before the pieces queued ahead of it."""
+    async with app.state.session_factory() as session, session.begin():
+        piece = await session.get(JobPiece, (job_id, number))
+        job = await session.get(Job, job_id)
+        assert piece is not None
+        assert job is not None
+        piece.lease_holder = "other:2:b"
+        piece.lease_expires_at = utcnow() + dt.timedelta(minutes=1)
+        step = Piece(job_id, number, piece.step, dict(piece.payload), 1, job.kind,
+                     dict(job.params), job.subject_id, "other:2:b", app.state.session_factory,
+                     worker.settings)  # fmt: skip
+    await activation.apply(step)

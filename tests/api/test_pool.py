@@ -22,6 +22,7 @@ from tests.api.helpers import (
     list_all,
     ownership,
     pooled,
+    stop_workers,
 )
 
 
@@ -273,7 +274,7 @@ async def test_moving_a_customer_between_owners_does_not_restart_its_clock(
 async def test_a_manual_reclaim_does_not_overlap_a_running_one(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    await app.state.worker.stop()  # the first run stays queued while the second is asked for
+    await stop_workers(app)  # the first run stays queued while the second is asked for
     first = await client.post("/v1/pool/reclaim")
     second = await client.post("/v1/pool/reclaim")
 

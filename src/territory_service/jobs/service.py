@@ -188,7 +188,7 @@ async def wait_for_all() -> None:
     """Work the queued jobs that are due until none is left (tests; a worker runs them anyway,
     this only saves waiting for its next look)."""
     while _WORKERS:
-        worker = next(iter(_WORKERS))
+        worker = next(iter(_WORKERS))  # any: they share the same jobs
         async with worker.session_factory() as session:
             due = await session.scalar(
                 select(Job.id)
@@ -205,14 +205,22 @@ async def wait_for_all() -> None:
 async def work_to_end(
     session_factory: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
-    """Work every due job to its end in this process, with a worker of its own (the demo
-    loader and benchmarks, which run no server)."""
-    worker = Worker(session_factory, settings)
-    register(worker)
+    """Work every due job to its end in this process, with workers of its own, as many as a
+    server runs (the demo loader and benchmarks, which run no server)."""
+    count = 1 if settings.is_sqlite else settings.job_workers
+    workers = [Worker(session_factory, settings) for _ in range(count)]
+    for worker in workers:
+        register(worker)
+    helpers = [asyncio.create_task(worker.run()) for worker in workers[1:]]
     try:
         await wait_for_all()
     finally:
-        unregister(worker)
+        for worker in workers:
+            unregister(worker)
+            await worker.stop()
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
 
 
 CancelHook = Any

@@ -108,19 +108,20 @@ class OwnershipEvent(Base):
 
 
 class PlannedChange(Base):
-    """A change a re-division decided and has not applied yet: the values of an
-    `OwnershipChange` (`ownership/changes.py`) but those of the attribution, which the job
-    keeps. The job's pieces apply them; `generation` tells the plans of two attempts apart."""
+    """A change a re-division decided: the values of an `OwnershipChange`
+    (`ownership/changes.py`) but those of the attribution, which the job keeps. The job's
+    pieces apply them (`applied`); `generation` tells the plans of two attempts apart. The rows
+    go when the job ends."""
 
     __tablename__ = "planned_changes"
-    __table_args__ = (Index("ix_planned_changes_piece", "job_id", "generation", "piece"),)
 
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    # One index, the key: a piece is read and dropped by its prefix. No foreign key to the
+    # job: checking one per row would cost a fifth of storing a plan; the job's steps drop
+    # its rows when they are done with them.
+    job_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     generation: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    piece: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    piece: Mapped[int] = mapped_column()
     version: Mapped[int] = mapped_column()
     from_territory_id: Mapped[uuid.UUID | None] = mapped_column()
     from_owner_id: Mapped[uuid.UUID | None] = mapped_column()
@@ -133,3 +134,7 @@ class PlannedChange(Base):
     assigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     held_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # The row's hold before the change: with `from_*` and `version`, the row as it was, which a
+    # plan made again after a partial apply needs (`PoolRun.prepare(undo=...)`).
+    from_held_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    applied: Mapped[bool] = mapped_column(default=False)

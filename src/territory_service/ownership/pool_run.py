@@ -101,8 +101,10 @@ class PoolRun:
         load: Load,
         roots: dict[uuid.UUID, uuid.UUID],
         root_places: dict[uuid.UUID, Place],
+        undone: dict[uuid.UUID, Held | None] | None = None,
     ) -> None:
         self.ruleset = ruleset
+        self.undone = undone or {}  # see `prepare`
         self.directory = directory
         self.load = load
         self.roots = roots  # subsidiary -> its group's root
@@ -120,7 +122,16 @@ class PoolRun:
         self._row_match = ruleset.row_matcher(positions)
 
     @classmethod
-    async def prepare(cls, session: AsyncSession, ruleset: CompiledRuleSet) -> PoolRun:
+    async def prepare(
+        cls,
+        session: AsyncSession,
+        ruleset: CompiledRuleSet,
+        *,
+        undo: dict[uuid.UUID, tuple[Held | None, Place]] | None = None,
+    ) -> PoolRun:
+        """Read what a pass starts from. `undo` names customers whose rows an earlier
+        attempt of the same pass already changed (`customer -> (row before or None, place
+        after)`): the pass sees them as they were, so it decides as the first attempt did."""
         named = {rule.owner_id for rule in ruleset.rules if rule.owner_id is not None}
         directory, load = await directory_for(
             session, await TerritoryRepository(session).ids(), named_owner_ids=named
@@ -141,7 +152,16 @@ class PoolRun:
                 )
             )
             root_places.update((c, (t, o)) for c, t, o in rows)
-        return cls(ruleset, directory, load, roots, root_places)
+        undone: dict[uuid.UUID, Held | None] = {}
+        for customer_id, (held, after) in (undo or {}).items():
+            before = None if held is None else (held.territory_id, held.owner_id)
+            load.move(after, before)
+            if before is None:
+                root_places.pop(customer_id, None)
+            elif customer_id in root_places:
+                root_places[customer_id] = before
+            undone[customer_id] = held
+        return cls(ruleset, directory, load, roots, root_places, undone)
 
     async def read(
         self, session: AsyncSession, *, after: uuid.UUID | None, limit: int
@@ -173,7 +193,11 @@ class PoolRun:
             statement = statement.outerjoin(
                 Ownership, (Ownership.customer_id == Customer.id) & (Ownership.customer_id > after)
             ).where(Customer.id > after)
-        return await fetch_rows(connection, statement)
+        rows = await fetch_rows(connection, statement)
+        if not self.undone:
+            return rows
+        undone = self.undone
+        return [row if row[0] not in undone else _as_before(row, undone[row[0]]) for row in rows]
 
     def decide(self, rows: Sequence[Sequence[Any]], into: Decided) -> None:
         """Resolve customers read by `read` into `into`, moving the load as customers move.
@@ -283,6 +307,14 @@ async def decide_all(
             yield decided
     finally:
         pending.cancel()
+
+
+def _as_before(row: Sequence[Any], held: Held | None) -> tuple[Any, ...]:
+    """A row read by `PoolRun.read` with its ownership as it was (`held`; None: no row)."""
+    if held is None:
+        return (row[0], None, None, None, None, None, *row[_FIRST_FACT:])
+    place = (held.territory_id, held.owner_id, False, held.version, held.held_since)
+    return (row[0], *place, *row[_FIRST_FACT:])
 
 
 def _root_of(customer_id: uuid.UUID, parents: dict[uuid.UUID, uuid.UUID]) -> uuid.UUID:

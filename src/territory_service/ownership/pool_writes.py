@@ -15,14 +15,14 @@ import operator
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Table, delete, insert, literal, select
+from sqlalchemy import ColumnElement, Table, delete, insert, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.db import dialect_insert
 from territory_service.owners.repository import OwnerRepository
-from territory_service.ownership.changes import Attribution, OwnershipChange
+from territory_service.ownership.changes import Attribution, Held, OwnershipChange
 from territory_service.ownership.models import Ownership, OwnershipEvent, PlannedChange
-from territory_service.ownership.pool_run import Change
+from territory_service.ownership.pool_run import Change, Place
 
 _OWNERSHIPS: Table = Ownership.__table__  # type: ignore[assignment]
 _EVENTS: Table = OwnershipEvent.__table__  # type: ignore[assignment]
@@ -37,6 +37,7 @@ _EVENT = tuple(column.name for column in _EVENTS.c if column.name not in ("id", 
 # What a plan keeps of a change: all of the row and of its event but the attribution.
 _KEPT = tuple(name for name in dict.fromkeys(_ROW + _EVENT) if name not in Attribution._fields)
 _PLACE = ("job_id", "generation", "piece")
+_PLANNED_COLUMNS = (*_PLACE, *_KEPT, "from_held_since", "applied")
 
 
 async def plan_changes(
@@ -55,18 +56,20 @@ async def plan_changes(
     place = (job_id, generation, piece)
     records = []
     for change in changes:
-        made = OwnershipChange.decided(change.customer_id, change.held, change.decision, at=at)
-        records.append((*place, *kept(made.row() | made.event(_NO_ONE))))
+        held = change.held
+        made = OwnershipChange.decided(change.customer_id, held, change.decision, at=at)
+        before = None if held is None else held.held_since
+        records.append((*place, *kept(made.row() | made.event(_NO_ONE)), before, False))
     connection = await session.connection()
     if connection.dialect.driver == "asyncpg":
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
-        await raw.copy_records_to_table(_PLANNED.name, records=records, columns=(*_PLACE, *_KEPT))
+        await raw.copy_records_to_table(_PLANNED.name, records=records, columns=_PLANNED_COLUMNS)
         return
-    names = (*_PLACE, *_KEPT)
     for start in range(0, len(records), WRITE_BATCH):
         batch = records[start : start + WRITE_BATCH]
-        await session.execute(insert(_PLANNED), [dict(zip(names, r, strict=True)) for r in batch])
+        rows = [dict(zip(_PLANNED_COLUMNS, record, strict=True)) for record in batch]
+        await session.execute(insert(_PLANNED), rows)
 
 
 _NO_ONE = Attribution(None, None, None, None)  # a plan holds no attribution: the job does
@@ -80,8 +83,8 @@ async def apply_planned(
     piece: int,
     by: Attribution,
 ) -> tuple[int, set[uuid.UUID]]:
-    """Write piece `piece` of a plan with its events in the caller's transaction, and forget
-    it; return how many rows it wrote and the customers it did not (lost to a concurrent
+    """Write piece `piece` of a plan with its events in the caller's transaction, and mark it
+    applied; return how many rows it wrote and the customers it did not (lost to a concurrent
     writer, or to an owner deactivated since the plan; their rows are untouched).
 
     The owners receiving customers are read again here under key-share locks, as every writer
@@ -91,15 +94,61 @@ async def apply_planned(
     in_piece = (
         (planned.job_id == job_id) & (planned.generation == generation) & (planned.piece == piece)
     )
+    receiving = select(planned.owner_id).where(in_piece, planned.owner_id.is_not(None)).distinct()
+    owners = set((await session.execute(receiving)).scalars())
+    available = [o.id for o in await OwnerRepository(session).locked(owners) if o.active]
+    connection = await session.connection()
+    if connection.dialect.driver == "asyncpg":
+        # Through SQLAlchemy first, so the transaction has begun before the driver is used.
+        # A piece's rows joined with those it wrote: hash joins, whatever the statistics of a
+        # plan stored moments ago say (a nested loop over them is quadratic).
+        await session.execute(text("SET LOCAL enable_nestloop = off"))
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        row = await raw.fetchrow(_APPLY, job_id, generation, piece, available, *by)
+        return row[0], set(row[1])
+    return await _apply_portably(session, in_piece, available, by)
+
+
+# PostgreSQL: one statement marks the piece's rows applied, upserts them (compare-and-set on
+# the version), inserts the events of those it wrote, and answers how many it wrote and which
+# customers it did not.
+_FROM_PIECE = {name: f"c.{name}" for name in _KEPT} | {
+    name: f"${position}" for position, name in enumerate(Attribution._fields, start=5)
+}
+_APPLY = f"""
+WITH piece AS (
+    UPDATE planned_changes SET applied = true
+    WHERE job_id = $1 AND generation = $2 AND piece = $3 AND NOT applied
+    RETURNING *
+), written AS (
+    INSERT INTO ownerships AS o ({", ".join(_ROW)})
+    SELECT {", ".join(_ROW)} FROM piece WHERE owner_id IS NULL OR owner_id = ANY($4::uuid[])
+    ON CONFLICT (customer_id) DO UPDATE SET
+        {", ".join(f"{name} = excluded.{name}" for name in _UPDATED)}
+    WHERE o.version = excluded.version - 1
+    RETURNING o.customer_id
+), events AS (
+    INSERT INTO ownership_events ({", ".join(_EVENT)})
+    SELECT {", ".join(_FROM_PIECE[name] for name in _EVENT)}
+    FROM piece AS c WHERE c.customer_id IN (SELECT customer_id FROM written)
+    ORDER BY c.customer_id
+)
+SELECT (SELECT count(*) FROM written)::integer, array(
+    SELECT customer_id FROM piece EXCEPT SELECT customer_id FROM written
+)
+"""
+
+
+async def _apply_portably(
+    session: AsyncSession,
+    in_piece: ColumnElement[bool],
+    available: list[uuid.UUID],
+    by: Attribution,
+) -> tuple[int, set[uuid.UUID]]:
+    """The same in several statements, for SQLite."""
+    planned = _PLANNED.c
     customers = set((await session.execute(select(planned.customer_id).where(in_piece))).scalars())
-    receiving = set(
-        (
-            await session.execute(
-                select(planned.owner_id).where(in_piece, planned.owner_id.is_not(None)).distinct()
-            )
-        ).scalars()
-    )
-    available = {o.id for o in await OwnerRepository(session).locked(receiving) if o.active}
     writable = in_piece & (planned.owner_id.is_(None) | planned.owner_id.in_(available))
     new = dialect_insert(session.get_bind().dialect.name, _OWNERSHIPS).from_select(
         _ROW, select(*(planned[name] for name in _ROW)).where(writable)
@@ -119,10 +168,51 @@ async def apply_planned(
         await session.execute(
             insert(_EVENTS).from_select(_EVENT, source.order_by(planned.customer_id))
         )
-    await session.execute(delete(_PLANNED).where(in_piece))
+    await session.execute(update(_PLANNED).where(in_piece).values(applied=True))
     return len(written), customers - written
 
 
+async def plan_stored(session: AsyncSession) -> None:
+    """After storing a plan: refresh the table's statistics, so that applying a piece is
+    planned for the thousands of rows it has (a table nobody analyzed looks empty, and the
+    join of a piece with what it wrote becomes quadratic). Autovacuum may come much later."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await session.execute(text(f"ANALYZE {_PLANNED.name}"))
+
+
+async def applied_before(
+    session: AsyncSession, *, job_id: uuid.UUID
+) -> dict[uuid.UUID, tuple[Held | None, Place]]:
+    """The changes earlier attempts of a job's plan applied: each customer's row before (None:
+    it had none) and place after, for `PoolRun.prepare(undo=...)`."""
+    planned = _PLANNED.c
+    rows = await session.execute(
+        select(
+            planned.customer_id,
+            planned.version,
+            planned.from_territory_id,
+            planned.from_owner_id,
+            planned.from_held_since,
+            planned.territory_id,
+            planned.owner_id,
+        ).where(planned.job_id == job_id, planned.applied)
+    )
+    return {
+        customer: (
+            None if version == 1 else Held(version - 1, territory, owner, since),
+            (new_territory, new_owner),
+        )
+        for customer, version, territory, owner, since, new_territory, new_owner in rows
+    }
+
+
+async def drop_unapplied(session: AsyncSession, *, job_id: uuid.UUID) -> None:
+    """Drop what earlier attempts of a job's plan stored and did not apply."""
+    planned = _PLANNED.c
+    await session.execute(delete(_PLANNED).where(planned.job_id == job_id, ~planned.applied))
+
+
 async def forget_plans(session: AsyncSession, *, job_id: uuid.UUID) -> None:
-    """Drop whatever is left of a job's plans (an attempt that did not finish, a cancelled job)."""
+    """Drop a job's plans once it has ended."""
     await session.execute(delete(_PLANNED).where(_PLANNED.c.job_id == job_id))

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.config import Settings
@@ -33,12 +34,19 @@ from territory_service.engine.resolution import ConflictSignal
 from territory_service.errors import Conflict, ServiceError
 from territory_service.heap import collector_paused
 from territory_service.jobs import service as jobs
-from territory_service.jobs.models import Job, JobKind, JobPiece
+from territory_service.jobs.models import Job, JobKind, JobPiece, JobStatus
 from territory_service.jobs.repository import JobRepository
 from territory_service.jobs.worker import NewPiece, Piece, step
 from territory_service.ownership.changes import Attribution
 from territory_service.ownership.pool_run import Decided, PoolRun, decide_all
-from territory_service.ownership.pool_writes import apply_planned, forget_plans, plan_changes
+from territory_service.ownership.pool_writes import (
+    applied_before,
+    apply_planned,
+    drop_unapplied,
+    forget_plans,
+    plan_changes,
+    plan_stored,
+)
 from territory_service.ownership.resolver import resolve_customers
 from territory_service.rulesets.compiled import compiled
 from territory_service.rulesets.models import RuleSet, RuleSetState
@@ -200,41 +208,45 @@ async def activate_on_time(piece: Piece) -> None:
 
 @step(JobKind.ACTIVATION, PLAN)
 async def plan(piece: Piece) -> None:
-    """Decide every customer with the active rule set and store the changes as the plan's
-    pieces; their conflicts are recorded, and the pieces queued, with the mark that planning is
-    done. An attempt that stopped half-way left only rows of its own generation, dropped here.
+    """Decide every customer with the active rule set and store the changes in pieces, each
+    queued as soon as it is stored so that other workers apply it while the pass goes on; the
+    conflicts are recorded with the mark that planning is done.
 
     Each piece's changes are stored in a transaction of their own while the next customers are
-    decided, so the database works on one core while the engine works on the other. A piece
-    holds up to `activation_piece_changes` changes, or `activation_piece_customers` customers
-    when few change."""
+    decided. A piece holds up to `activation_piece_changes` changes, or
+    `activation_piece_customers` customers when few change.
+
+    An attempt that stopped half-way leaves pieces applied and pieces not. This one drops the
+    latter, and decides with the customers the former moved seen where they were before, so it
+    decides exactly as the first attempt did; what was applied is not stored again."""
     factory, settings, generation = piece.session_factory, piece.settings, piece.attempts
     async with factory() as session, transaction(session, resource="customer"):
-        await forget_plans(session, job_id=piece.job_id)
+        done = await _drop_what_was_not_applied(session, piece.job_id)
+        undo = await applied_before(session, job_id=piece.job_id)
         active = await RuleSetRepository(session).active()
-        run = (
-            None
-            if active is None
-            else await PoolRun.prepare(session, await compiled(session, active))
-        )
+        ruleset = None if active is None else await compiled(session, active)
+        run = None if ruleset is None else await PoolRun.prepare(session, ruleset, undo=undo)
         total = await CustomerRepository(session).count()
-    pieces: list[NewPiece] = []
+        numbers = itertools.count(await _next_piece_number(session, piece.job_id))
+    await jobs.progress(factory, piece.job_id, total=total)
     signals: list[ConflictSignal] = []
     writing: asyncio.Task[None] | None = None
     at = utcnow()
 
     async def store(batch: Decided) -> None:
+        if (str(batch.first), str(batch.last)) in done:
+            return  # an earlier attempt applied this piece
+        changes = [c for c in batch.changes if undo.get(c.customer_id, (None, None))[1] != c.after]
         async with factory() as session, transaction(session, resource="customer"):
-            number = len(pieces) + 1
+            number = next(numbers)
             await plan_changes(
-                session,
-                batch.changes,
-                job_id=piece.job_id,
-                generation=generation,
-                piece=number,
-                at=at,
+                session, changes, job_id=piece.job_id, generation=generation, piece=number, at=at
             )
-        pieces.append(NewPiece(APPLY, _piece_payload(generation, number, batch)))
+            payload = _piece_payload(generation, number, batch)
+            session.add(JobPiece(job_id=piece.job_id, number=number, step=APPLY, payload=payload))
+            if number == 1:
+                await plan_stored(session)  # statistics for the pieces applied meanwhile
+        jobs.notify()
 
     async def write(batch: Decided) -> None:
         nonlocal writing
@@ -264,9 +276,35 @@ async def plan(piece: Piece) -> None:
     async with factory() as session, transaction(session, resource="customer"):
         if run is not None:
             await record_signals(session, signals, ruleset_version=run.ruleset.spec.version)
-        await piece.complete(
-            session, total=total, result={"customers": 0, "changed": 0}, more=pieces
+        job = await piece.complete(session, total=total, result={"customers": 0, "changed": 0})
+        await _forget_when_ended(session, job)
+
+
+async def _drop_what_was_not_applied(
+    session: AsyncSession, job_id: uuid.UUID
+) -> set[tuple[str, str]]:
+    """Drop the pieces earlier attempts queued and nobody applied, then their rows (in the
+    order a worker applying one locks them); return the ranges of the pieces applied."""
+    pieces = select(JobPiece).where(JobPiece.job_id == job_id, JobPiece.step == APPLY)
+    await session.execute(
+        delete(JobPiece).where(
+            JobPiece.job_id == job_id, JobPiece.step == APPLY, JobPiece.done_at.is_(None)
         )
+    )
+    await drop_unapplied(session, job_id=job_id)
+    applied = (await session.scalars(pieces)).all()
+    return {(p.payload["first_customer_id"], p.payload["last_customer_id"]) for p in applied}
+
+
+async def _next_piece_number(session: AsyncSession, job_id: uuid.UUID) -> int:
+    last = await session.scalar(select(func.max(JobPiece.number)).where(JobPiece.job_id == job_id))
+    return (last or 0) + 1
+
+
+async def _forget_when_ended(session: AsyncSession, job: Job) -> None:
+    """The piece that ends the job drops its plans with it."""
+    if job.status is JobStatus.SUCCEEDED:
+        await forget_plans(session, job_id=job.id)
 
 
 def _piece_payload(generation: int, number: int, batch: Decided) -> dict[str, Any]:
@@ -299,9 +337,10 @@ async def apply(piece: Piece) -> None:
             resolved = await resolve_customers(session, customers, actor=actor, reason=reason)
             changed += resolved.changed
         customers = payload["customers"]
-        await piece.complete(
+        job = await piece.complete(
             session, done=customers, result={"customers": customers, "changed": changed}
         )
+        await _forget_when_ended(session, job)
 
 
 async def _on_cancel(session: AsyncSession, job: Job) -> None:
@@ -321,17 +360,15 @@ async def _on_cancel(session: AsyncSession, job: Job) -> None:
     ).all()
     waiting = [p.payload for p in pieces if p.step == APPLY and p.done_at is None]
     planned = any(p.step == PLAN and p.done_at is not None for p in pieces)
+    ranges = [
+        {k: p[k] for k in ("first_customer_id", "last_customer_id", "customers")} for p in waiting
+    ]
     job.result = {
         "customers": 0,
         "changed": 0,
         **job.result,
-        "waiting": sum(p["customers"] for p in waiting) if planned else job.total,
-        "waiting_ranges": [
-            {k: p[k] for k in ("first_customer_id", "last_customer_id", "customers")}
-            for p in waiting
-        ]
-        if planned
-        else None,
+        "waiting": job.total - job.done,
+        "waiting_ranges": ranges if planned else None,
     }
     await forget_plans(session, job_id=job.id)
 
