@@ -1,24 +1,31 @@
 """Activating a rule set over a large pool on PostgreSQL: wall time, customers per second, peak
 memory, against the time to merely stream the same rows measured in the same run.
 
-Run: `make bench-activation` (or `.venv/bin/python -m bench.activation_bench`). It makes a fresh
+Run: `make bench` (or `.venv/bin/python -m bench.activation_bench`). It makes a fresh
 database `territory_bench` on the PostgreSQL of BENCH_DATABASE_URL (default: the local server)
 with the migrations, fills it in SQL, then times:
 
 1. the first activation: every customer gets its first ownership;
 2. a re-division in which about a fifth of the customers change territory;
 3. the same rule set again: nothing changes.
+
+It does so once per `--replicas` count (default 1, then 2, on a fresh database each): this
+process plus that many less one `territory-service work` processes share each job's pieces.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
+import signal
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -197,10 +204,22 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    args = parser.parse_args()
+@contextlib.contextmanager
+def more_replicas(url: str, count: int) -> Iterator[None]:
+    """`count` more processes carrying jobs (`territory-service work`) on the bench database."""
+    environment = os.environ | {"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "territory_service", "work"]
+    processes = [subprocess.Popen(command, env=environment) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait()
+
+
+async def one_setup(customers: int, replicas: int) -> None:
     url = await recreate_database()
     settle_heap()  # as `territory-service serve` does once the app is built
     settings = Settings(database_url=url)
@@ -208,29 +227,42 @@ async def main() -> None:
     session_factory = create_session_factory(engine)
     started = time.perf_counter()
     async with session_factory() as session, session.begin():
-        territories = await fill(session, args.customers)
+        territories = await fill(session, customers)
         first = await add_ruleset(session, territories, 1, moved=0)
         second = await add_ruleset(session, territories, 2, moved=REDIVIDED)
-    print(f"{args.customers:,} customers, {len(territories)} territories, filled in "
-          f"{time.perf_counter() - started:.1f} s; peak RSS so far {peak_mb():.0f} MB")  # fmt: skip
+    filled = time.perf_counter() - started
+    print(f"\n{replicas} replica(s) of {settings.job_workers} workers: {customers:,} customers, "
+          f"{len(territories)} territories, filled in {filled:.1f} s")  # fmt: skip
     floor, _ = await timed(lambda: stream_only(session_factory, first.id))
     print(f"{'run':<34} {'wall s':>7} {'× stream':>9} {'customers/s':>12} {'changed':>9}")
     print(f"{'stream the facts only (floor)':<34} {floor:>7.2f} {1:>8.1f}× "
-          f"{args.customers / floor:>12,.0f} {0:>9,}")  # fmt: skip
-    for label, ruleset in (
-        ("first activation (all new)", first),
-        ("re-division (~20% move)", second),
-        ("same rule set again", second),
-    ):
-        wall, outcome = await timed(lambda r=ruleset: activate(session_factory, settings, r.id))  # type: ignore[misc]
-        print(f"{label:<34} {wall:>7.2f} {wall / floor:>8.1f}× "
-              f"{outcome['customers'] / wall:>12,.0f} {outcome['changed']:>9,}")  # fmt: skip
+          f"{customers / floor:>12,.0f} {0:>9,}")  # fmt: skip
+    with more_replicas(url, replicas - 1):
+        for label, ruleset in (
+            ("first activation (all new)", first),
+            ("re-division (~20% move)", second),
+            ("same rule set again", second),
+        ):
+            wall, outcome = await timed(lambda r=ruleset: activate(session_factory, settings, r.id))  # type: ignore[misc]
+            print(f"{label:<34} {wall:>7.2f} {wall / floor:>8.1f}× "
+                  f"{outcome['customers'] / wall:>12,.0f} {outcome['changed']:>9,}")  # fmt: skip
     async with session_factory() as session:
         owned = await session.execute(
             select(func.count()).select_from(Ownership).where(Ownership.owner_id.is_not(None))
         )
         print(f"customers with an owner: {owned.scalar_one():,}; peak RSS {peak_mb():.0f} MB")
     await engine.dispose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument(
+        "--replicas", type=int, nargs="+", default=[1, 2], help="processes sharing the job"
+    )
+    args = parser.parse_args()
+    for replicas in args.replicas:
+        await one_setup(args.customers, replicas)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`territory-service serve | migrate | demo | create-key | openapi`."""
+"""`territory-service serve | work | migrate | demo | create-key | openapi`."""
 
 from __future__ import annotations
 
@@ -38,6 +38,42 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         log_config=None,
         proxy_headers=True,
     )
+    return 0
+
+
+def _work(settings: Settings, _args: argparse.Namespace) -> int:
+    """Take pieces of jobs until SIGTERM or SIGINT, without serving HTTP: a replica that only
+    carries long work (a re-division shared by more processes, or kept off the API's)."""
+    import signal
+
+    from territory_service.db import create_engine, create_session_factory
+    from territory_service.heap import settle_heap
+    from territory_service.jobs.worker import Worker
+    from territory_service.main import create_app
+
+    create_app(settings)  # registers every kind of job's steps
+    settle_heap()
+
+    async def work() -> None:
+        engine = create_engine(settings)
+        factory = create_session_factory(engine)
+        workers = [Worker(factory, settings) for _ in range(settings.job_workers)]
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        tasks = [asyncio.create_task(worker.run()) for worker in workers]
+        try:
+            await stop.wait()
+        finally:
+            for worker in workers:  # each hands back the piece in hand at once
+                await worker.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await engine.dispose()
+
+    asyncio.run(work())
     return 0
 
 
@@ -126,6 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("serve", help="serve the HTTP API (HOST, PORT, DATABASE_URL)").set_defaults(
         run=_serve
     )
+    commands.add_parser(
+        "work", help="carry on long jobs without serving HTTP (DATABASE_URL, JOB_WORKERS)"
+    ).set_defaults(run=_work)
     commands.add_parser("migrate", help="upgrade the database schema to head").set_defaults(
         run=_migrate
     )
