@@ -9,10 +9,12 @@ once instead of letting the lease run out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +153,25 @@ def process_of(holder: str, servers: list[Server]) -> Server:
     return server
 
 
+@contextlib.asynccontextmanager
+async def replicas(
+    url: str, log_dir: Path, count: int, **settings: Any
+) -> AsyncIterator[list[tuple[Server, httpx.AsyncClient]]]:
+    """`count` servers on the database with an admin client each."""
+    headers = {"Authorization": f"Bearer {await issue_admin_key(url)}"}
+    async with running_servers(url, count, log_dir, **(SERVER_SETTINGS | settings)) as servers:
+        clients = [httpx.AsyncClient(base_url=s.base_url, headers=headers) for s in servers]
+        try:
+            yield list(zip(servers, clients, strict=True))
+        finally:
+            for client in clients:
+                await client.aclose()
+
+
+def other_than(pairs: list[tuple[Server, httpx.AsyncClient]], gone: Server) -> httpx.AsyncClient:
+    return next(client for server, client in pairs if server is not gone)
+
+
 async def assert_one_event_per_change(url: str) -> None:
     engine = create_async_engine(url)
     try:
@@ -164,26 +185,19 @@ async def test_a_re_division_finishes_on_other_replicas_when_the_one_holding_a_p
     fresh_postgres_url: str, tmp_path: Path
 ) -> None:
     dsn = to_asyncpg_dsn(fresh_postgres_url)
-    key = await issue_admin_key(fresh_postgres_url)
-    headers = {"Authorization": f"Bearer {key}"}
-    async with running_servers(fresh_postgres_url, 3, tmp_path, **SERVER_SETTINGS) as servers:
-        clients = [httpx.AsyncClient(base_url=s.base_url, headers=headers) for s in servers]
-        try:
-            world = await two_divisions(clients[0])
-            first, second = world["rulesets"]
-            started = await post(clients[0], f"/v1/rulesets/{first['id']}/activate")
-            assert (await finished(clients[1], started["location"]))["status"] == "succeeded"
-            before = await places(dsn)
-            predicted = await moves_predicted(clients[2], second)
+    async with replicas(fresh_postgres_url, tmp_path, 3) as pairs:
+        servers, clients = [server for server, _ in pairs], [client for _, client in pairs]
+        world = await two_divisions(clients[0])
+        first, second = world["rulesets"]
+        started = await post(clients[0], f"/v1/rulesets/{first['id']}/activate")
+        assert (await finished(clients[1], started["location"]))["status"] == "succeeded"
+        before = await places(dsn)
+        predicted = await moves_predicted(clients[2], second)
 
-            started = await post(clients[0], f"/v1/rulesets/{second['id']}/activate")
-            victim = process_of(await holder_of_a_piece(dsn, "apply"), servers)
-            os.kill(victim.process.pid, signal.SIGKILL)
-            survivor = next(c for c, s in zip(clients, servers, strict=True) if s is not victim)
-            job = await finished(survivor, started["location"])
-        finally:
-            for client in clients:
-                await client.aclose()
+        started = await post(clients[0], f"/v1/rulesets/{second['id']}/activate")
+        victim = process_of(await holder_of_a_piece(dsn, "apply"), servers)
+        os.kill(victim.process.pid, signal.SIGKILL)
+        job = await finished(other_than(pairs, victim), started["location"])
 
     assert victim.process.wait() == -signal.SIGKILL
     assert job["status"] == "succeeded", job
@@ -202,33 +216,25 @@ async def test_a_replica_told_to_stop_hands_its_piece_back_at_once(
     """With a lease of ten minutes, the job can only finish in this test's lifetime if the
     stopped replica gave its piece back rather than letting the lease run out."""
     dsn = to_asyncpg_dsn(fresh_postgres_url)
-    key = await issue_admin_key(fresh_postgres_url)
-    headers = {"Authorization": f"Bearer {key}"}
-    settings = SERVER_SETTINGS | {"job_lease_seconds": 600}
-    async with running_servers(fresh_postgres_url, 2, tmp_path, **settings) as servers:
-        clients = [httpx.AsyncClient(base_url=s.base_url, headers=headers) for s in servers]
+    async with replicas(fresh_postgres_url, tmp_path, 2, job_lease_seconds=600) as pairs:
+        servers, clients = [server for server, _ in pairs], [client for _, client in pairs]
+        world = await two_divisions(clients[0])
+        started = await post(clients[0], f"/v1/rulesets/{world['rulesets'][0]['id']}/activate")
+        holder = await holder_of_a_piece(dsn, "apply")
+        stopped = process_of(holder, servers)
+        stopped.process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then raises the signal again to exit by it.
+        assert stopped.process.wait() == -signal.SIGTERM
+        connection = await asyncpg.connect(dsn)
         try:
-            world = await two_divisions(clients[0])
-            started = await post(clients[0], f"/v1/rulesets/{world['rulesets'][0]['id']}/activate")
-            holder = await holder_of_a_piece(dsn, "apply")
-            stopped = process_of(holder, servers)
-            stopped.process.send_signal(signal.SIGTERM)
-            # uvicorn shuts down gracefully, then raises the signal again to exit by it.
-            assert stopped.process.wait() == -signal.SIGTERM
-            connection = await asyncpg.connect(dsn)
-            try:
-                still_held = await connection.fetchval(
-                    "SELECT count(*) FROM job_pieces WHERE lease_holder = $1 AND done_at IS NULL",
-                    holder,
-                )
-            finally:
-                await connection.close()
-            assert still_held == 0
-            survivor = next(c for c, s in zip(clients, servers, strict=True) if s is not stopped)
-            job = await finished(survivor, started["location"])
+            still_held = await connection.fetchval(
+                "SELECT count(*) FROM job_pieces WHERE lease_holder = $1 AND done_at IS NULL",
+                holder,
+            )
         finally:
-            for client in clients:
-                await client.aclose()
+            await connection.close()
+        assert still_held == 0
+        job = await finished(other_than(pairs, stopped), started["location"])
 
     assert job["status"] == "succeeded", job
     assert (job["done"], job["total"]) == (CUSTOMERS, CUSTOMERS)
@@ -292,42 +298,35 @@ async def test_a_hand_over_and_a_reclaim_finish_on_other_replicas_when_one_is_ki
     fresh_postgres_url: str, tmp_path: Path
 ) -> None:
     dsn = to_asyncpg_dsn(fresh_postgres_url)
-    key = await issue_admin_key(fresh_postgres_url)
-    headers = {"Authorization": f"Bearer {key}"}
-    async with running_servers(fresh_postgres_url, 3, tmp_path, **SERVER_SETTINGS) as servers:
-        clients = {
-            s.process.pid: httpx.AsyncClient(base_url=s.base_url, headers=headers) for s in servers
-        }
-        alive = list(servers)
-        try:
-            first = clients[alive[0].process.pid]
-            world = await one_owner_holding_everything(first)
-            handover = await post(
-                first,
-                f"/v1/owners/{world['leaving']['id']}/handover",
-                reason="离职交接",
-                to_owner_id=world["heir"]["id"],
-            )
-            alive.remove(await kill_the_holder_of(dsn, "move", alive))
-            handed = await finished(clients[alive[0].process.pid], handover["location"])
-            after_handover = await places(dsn)
+    async with replicas(fresh_postgres_url, tmp_path, 3) as pairs:
+        alive = [server for server, _ in pairs]
+        client = pairs[0][1]
+        world = await one_owner_holding_everything(client)
+        handover = await post(
+            client,
+            f"/v1/owners/{world['leaving']['id']}/handover",
+            reason="离职交接",
+            to_owner_id=world["heir"]["id"],
+        )
+        alive.remove(victim := await kill_the_holder_of(dsn, "move", alive))
+        client = other_than(pairs, victim)
+        handed = await finished(client, handover["location"])
+        after_handover = await places(dsn)
 
-            rules = {"reclaim_enabled": True, "reclaim_after_days": 30}
-            path = f"/v1/territories/{world['east']['id']}/pool-rules"
-            assert (await clients[alive[0].process.pid].put(path, json=rules)).is_success
-            connection = await asyncpg.connect(dsn)
-            try:  # every hold began two months ago
-                await connection.execute(
-                    "UPDATE ownerships SET held_since = now() - interval '60 days'"
-                )
-            finally:
-                await connection.close()
-            reclaim = await post(clients[alive[0].process.pid], "/v1/pool/reclaim")
-            alive.remove(await kill_the_holder_of(dsn, "sweep", alive))
-            reclaimed = await finished(clients[alive[0].process.pid], reclaim["location"])
+        rules = {"reclaim_enabled": True, "reclaim_after_days": 30}
+        path = f"/v1/territories/{world['east']['id']}/pool-rules"
+        assert (await client.put(path, json=rules)).is_success
+        connection = await asyncpg.connect(dsn)
+        try:  # every hold began two months ago
+            await connection.execute(
+                "UPDATE ownerships SET held_since = now() - interval '60 days'"
+            )
         finally:
-            for client in clients.values():
-                await client.aclose()
+            await connection.close()
+        reclaim = await post(client, "/v1/pool/reclaim")
+        alive.remove(victim := await kill_the_holder_of(dsn, "sweep", alive))
+        survivor = next(server for server in alive)
+        reclaimed = await finished(next(c for s, c in pairs if s is survivor), reclaim["location"])
 
     assert handed["status"] == "succeeded", handed
     assert handed["result"] == {"kind": "handover", "moved": CUSTOMERS, "to_pool": 0}

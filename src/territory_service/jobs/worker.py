@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from territory_service.config import Settings
@@ -80,6 +80,15 @@ class Piece:
     session_factory: async_sessionmaker[AsyncSession]
     settings: Settings
 
+    def still_held(self) -> ColumnElement[bool]:
+        """This piece, while its lease is still this worker's and it is not done."""
+        return and_(
+            JobPiece.job_id == self.job_id,
+            JobPiece.number == self.number,
+            JobPiece.lease_holder == self.holder,
+            JobPiece.done_at.is_(None),
+        )
+
     async def complete(
         self,
         session: AsyncSession,
@@ -95,12 +104,7 @@ class Piece:
         the job ended meanwhile."""
         marked = await session.execute(
             update(JobPiece)
-            .where(
-                JobPiece.job_id == self.job_id,
-                JobPiece.number == self.number,
-                JobPiece.lease_holder == self.holder,
-                JobPiece.done_at.is_(None),
-            )
+            .where(self.still_held())
             .values(done_at=utcnow(), lease_holder=None, lease_expires_at=None)
         )
         if marked.rowcount != 1:  # type: ignore[attr-defined]
@@ -300,12 +304,7 @@ class Worker:
                 async with self.session_factory() as session, transaction(session, resource="job"):
                     kept = await session.execute(
                         update(JobPiece)
-                        .where(
-                            JobPiece.job_id == piece.job_id,
-                            JobPiece.number == piece.number,
-                            JobPiece.lease_holder == self.holder,
-                            JobPiece.done_at.is_(None),
-                        )
+                        .where(piece.still_held())
                         .values(lease_expires_at=utcnow() + self.lease)
                     )
                 if kept.rowcount != 1:  # type: ignore[attr-defined]
