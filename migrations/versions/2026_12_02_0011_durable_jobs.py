@@ -101,7 +101,6 @@ def upgrade() -> None:
         sa.Column("held_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("from_held_since", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("applied", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint(
             "job_id", "generation", "piece", "customer_id", name=op.f("pk_planned_changes")
         ),

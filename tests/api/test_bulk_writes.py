@@ -48,7 +48,9 @@ async def write(app: FastAPI, changes: list[Change]) -> list[Change]:
         await session.flush()
         await plan_changes(session, changes, job_id=job.id, generation=1, piece=1, at=utcnow())
         by = Attribution.of(reason="test", actor=None)
-        _, lost = await apply_planned(session, job_id=job.id, generation=1, piece=1, by=by)
+        _, lost = await apply_planned(
+            session, job_id=job.id, generation=1, piece=1, by=by, keep=False
+        )
     return [change for change in changes if change.customer_id in lost]
 
 

@@ -18,7 +18,7 @@ from territory_service.db import utcnow
 from territory_service.errors import Conflict
 from territory_service.jobs.models import Job, JobKind, JobPiece, JobStatus
 from territory_service.jobs.repository import JobRepository
-from territory_service.jobs.worker import NewPiece, Worker
+from territory_service.jobs.worker import NewPiece, Worker, pieces_finished
 from territory_service.logs import request_id_var
 from territory_service.pagination import Page, paginate
 from territory_service.security.principal import ActingOwner, Principal
@@ -186,7 +186,8 @@ async def cancel_job(session: AsyncSession, *, job_id: uuid.UUID) -> JobView:
 
 async def wait_for_all() -> None:
     """Work the queued jobs that are due until none is left (tests; a worker runs them anyway,
-    this only saves waiting for its next look)."""
+    this only saves waiting for its next look). While other workers hold every piece there is,
+    it waits for one of them to finish a piece rather than asking the database again."""
     while _WORKERS:
         worker = next(iter(_WORKERS))  # any: they share the same jobs
         async with worker.session_factory() as session:
@@ -199,7 +200,7 @@ async def wait_for_all() -> None:
         if due is None:
             return
         if not await worker.run_one():
-            await asyncio.sleep(0.01)  # another worker holds the piece; let it finish
+            await pieces_finished.wait(timeout=0.2)
 
 
 async def work_to_end(

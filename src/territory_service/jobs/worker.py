@@ -148,6 +148,26 @@ def _added(before: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
     return after
 
 
+class Finished:
+    """Wakes those waiting for any worker of this process to finish a piece."""
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+
+    def notify(self) -> None:
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self, *, timeout: float) -> None:
+        self._event = event = self._event or asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        event.clear()
+
+
+pieces_finished = Finished()
+
+
 def replica_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -292,6 +312,7 @@ class Worker:
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.gather(heartbeat, running)
+            pieces_finished.notify()
 
     async def _heartbeat(self, piece: Piece, running: asyncio.Task[None]) -> None:
         """Renew the lease every third of it. If it cannot be renewed before it ends (another

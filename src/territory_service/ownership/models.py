@@ -109,9 +109,10 @@ class OwnershipEvent(Base):
 
 class PlannedChange(Base):
     """A change a re-division decided: the values of an `OwnershipChange`
-    (`ownership/changes.py`) but those of the attribution, which the job keeps. The job's
-    pieces apply them (`applied`); `generation` tells the plans of two attempts apart. The rows
-    go when the job ends."""
+    (`ownership/changes.py`) but those of the attribution, which the job keeps. `piece` is the
+    number of the job's piece that applies it; `generation` tells the plans of two attempts
+    apart. A piece applied while the plan is still being made keeps its rows until the plan is
+    done (another attempt at it would need them); after that, applying drops them."""
 
     __tablename__ = "planned_changes"
 
@@ -137,4 +138,3 @@ class PlannedChange(Base):
     # The row's hold before the change: with `from_*` and `version`, the row as it was, which a
     # plan made again after a partial apply needs (`PoolRun.prepare(undo=...)`).
     from_held_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    applied: Mapped[bool] = mapped_column(default=False)

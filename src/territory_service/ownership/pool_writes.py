@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import ColumnElement, Table, delete, insert, literal, select, text, update
+from sqlalchemy import ColumnElement, Table, delete, insert, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from territory_service.db import dialect_insert
@@ -37,7 +37,7 @@ _EVENT = tuple(column.name for column in _EVENTS.c if column.name not in ("id", 
 # What a plan keeps of a change: all of the row and of its event but the attribution.
 _KEPT = tuple(name for name in dict.fromkeys(_ROW + _EVENT) if name not in Attribution._fields)
 _PLACE = ("job_id", "generation", "piece")
-_PLANNED_COLUMNS = (*_PLACE, *_KEPT, "from_held_since", "applied")
+_PLANNED_COLUMNS = (*_PLACE, *_KEPT, "from_held_since")
 
 
 async def plan_changes(
@@ -59,7 +59,7 @@ async def plan_changes(
         held = change.held
         made = OwnershipChange.decided(change.customer_id, held, change.decision, at=at)
         before = None if held is None else held.held_since
-        records.append((*place, *kept(made.row() | made.event(_NO_ONE)), before, False))
+        records.append((*place, *kept(made.row() | made.event(_NO_ONE)), before))
     connection = await session.connection()
     if connection.dialect.driver == "asyncpg":
         raw = (await connection.get_raw_connection()).driver_connection
@@ -82,10 +82,12 @@ async def apply_planned(
     generation: int,
     piece: int,
     by: Attribution,
+    keep: bool,
 ) -> tuple[int, set[uuid.UUID]]:
-    """Write piece `piece` of a plan with its events in the caller's transaction, and mark it
-    applied; return how many rows it wrote and the customers it did not (lost to a concurrent
-    writer, or to an owner deactivated since the plan; their rows are untouched).
+    """Write piece `piece` of a plan with its events in the caller's transaction; return how
+    many rows it wrote and the customers it did not (lost to a concurrent writer, or to an
+    owner deactivated since the plan; their rows are untouched). The piece's rows are dropped,
+    unless `keep` (the plan is still being made: a new attempt at it would need them).
 
     The owners receiving customers are read again here under key-share locks, as every writer
     that gives owners customers does (see `OwnerRepository.locked`), so no deactivation can
@@ -105,23 +107,21 @@ async def apply_planned(
         await session.execute(text("SET LOCAL enable_nestloop = off"))
         raw = (await connection.get_raw_connection()).driver_connection
         assert raw is not None
-        row = await raw.fetchrow(_APPLY, job_id, generation, piece, available, *by)
+        statement = _APPLY_KEEPING if keep else _APPLY_DROPPING
+        row = await raw.fetchrow(statement, job_id, generation, piece, available, *by)
         return row[0], set(row[1])
-    return await _apply_portably(session, in_piece, available, by)
+    return await _apply_portably(session, in_piece, available, by, keep=keep)
 
 
-# PostgreSQL: one statement marks the piece's rows applied, upserts them (compare-and-set on
-# the version), inserts the events of those it wrote, and answers how many it wrote and which
+# PostgreSQL: one statement reads (or takes out) the piece's rows, upserts them (compare-and-set
+# on the version), inserts the events of those it wrote, and answers how many it wrote and which
 # customers it did not.
 _FROM_PIECE = {name: f"c.{name}" for name in _KEPT} | {
     name: f"${position}" for position, name in enumerate(Attribution._fields, start=5)
 }
+_IN_PIECE = "job_id = $1 AND generation = $2 AND piece = $3"
 _APPLY = f"""
-WITH piece AS (
-    UPDATE planned_changes SET applied = true
-    WHERE job_id = $1 AND generation = $2 AND piece = $3 AND NOT applied
-    RETURNING *
-), written AS (
+WITH piece AS ({{piece}}), written AS (
     INSERT INTO ownerships AS o ({", ".join(_ROW)})
     SELECT {", ".join(_ROW)} FROM piece WHERE owner_id IS NULL OR owner_id = ANY($4::uuid[])
     ON CONFLICT (customer_id) DO UPDATE SET
@@ -138,6 +138,8 @@ SELECT (SELECT count(*) FROM written)::integer, array(
     SELECT customer_id FROM piece EXCEPT SELECT customer_id FROM written
 )
 """
+_APPLY_KEEPING = _APPLY.format(piece=f"SELECT * FROM planned_changes WHERE {_IN_PIECE}")
+_APPLY_DROPPING = _APPLY.format(piece=f"DELETE FROM planned_changes WHERE {_IN_PIECE} RETURNING *")
 
 
 async def _apply_portably(
@@ -145,6 +147,8 @@ async def _apply_portably(
     in_piece: ColumnElement[bool],
     available: list[uuid.UUID],
     by: Attribution,
+    *,
+    keep: bool,
 ) -> tuple[int, set[uuid.UUID]]:
     """The same in several statements, for SQLite."""
     planned = _PLANNED.c
@@ -168,7 +172,8 @@ async def _apply_portably(
         await session.execute(
             insert(_EVENTS).from_select(_EVENT, source.order_by(planned.customer_id))
         )
-    await session.execute(update(_PLANNED).where(in_piece).values(applied=True))
+    if not keep:
+        await session.execute(delete(_PLANNED).where(in_piece))
     return len(written), customers - written
 
 
@@ -182,10 +187,10 @@ async def plan_stored(session: AsyncSession) -> None:
 
 
 async def applied_before(
-    session: AsyncSession, *, job_id: uuid.UUID
+    session: AsyncSession, *, job_id: uuid.UUID, pieces: Collection[int]
 ) -> dict[uuid.UUID, tuple[Held | None, Place]]:
-    """The changes earlier attempts of a job's plan applied: each customer's row before (None:
-    it had none) and place after, for `PoolRun.prepare(undo=...)`."""
+    """The changes of a job's plan in `pieces` (those applied): each customer's row before
+    (None: it had none) and place after, for `PoolRun.prepare(undo=...)`."""
     planned = _PLANNED.c
     rows = await session.execute(
         select(
@@ -196,7 +201,7 @@ async def applied_before(
             planned.from_held_since,
             planned.territory_id,
             planned.owner_id,
-        ).where(planned.job_id == job_id, planned.applied)
+        ).where(planned.job_id == job_id, planned.piece.in_(sorted(pieces)))
     )
     return {
         customer: (
@@ -207,12 +212,17 @@ async def applied_before(
     }
 
 
-async def drop_unapplied(session: AsyncSession, *, job_id: uuid.UUID) -> None:
-    """Drop what earlier attempts of a job's plan stored and did not apply."""
+async def forget_pieces(
+    session: AsyncSession, *, job_id: uuid.UUID, pieces: Collection[int], keep: bool = False
+) -> None:
+    """Drop the rows of a job's plan in `pieces` (or, `keep`, all but those)."""
     planned = _PLANNED.c
-    await session.execute(delete(_PLANNED).where(planned.job_id == job_id, ~planned.applied))
+    chosen = planned.piece.in_(sorted(pieces))
+    await session.execute(
+        delete(_PLANNED).where(planned.job_id == job_id, ~chosen if keep else chosen)
+    )
 
 
 async def forget_plans(session: AsyncSession, *, job_id: uuid.UUID) -> None:
-    """Drop a job's plans once it has ended."""
+    """Drop what is left of a job's plans once it has ended."""
     await session.execute(delete(_PLANNED).where(_PLANNED.c.job_id == job_id))

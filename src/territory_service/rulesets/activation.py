@@ -21,6 +21,7 @@ import asyncio
 import datetime as dt
 import itertools
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -42,7 +43,7 @@ from territory_service.ownership.pool_run import Decided, PoolRun, decide_all
 from territory_service.ownership.pool_writes import (
     applied_before,
     apply_planned,
-    drop_unapplied,
+    forget_pieces,
     forget_plans,
     plan_changes,
     plan_stored,
@@ -221,8 +222,8 @@ async def plan(piece: Piece) -> None:
     decides exactly as the first attempt did; what was applied is not stored again."""
     factory, settings, generation = piece.session_factory, piece.settings, piece.attempts
     async with factory() as session, transaction(session, resource="customer"):
-        done = await _drop_what_was_not_applied(session, piece.job_id)
-        undo = await applied_before(session, job_id=piece.job_id)
+        done, applied = await _drop_what_was_not_applied(session, piece.job_id)
+        undo = await applied_before(session, job_id=piece.job_id, pieces=applied)
         active = await RuleSetRepository(session).active()
         ruleset = None if active is None else await compiled(session, active)
         run = None if ruleset is None else await PoolRun.prepare(session, ruleset, undo=undo)
@@ -276,24 +277,35 @@ async def plan(piece: Piece) -> None:
     async with factory() as session, transaction(session, resource="customer"):
         if run is not None:
             await record_signals(session, signals, ruleset_version=run.ruleset.spec.version)
+        applied = {p.number for p in await _applied_pieces(session, piece.job_id)}
+        await forget_pieces(session, job_id=piece.job_id, pieces=applied)  # no longer needed
         job = await piece.complete(session, total=total, result={"customers": 0, "changed": 0})
         await _forget_when_ended(session, job)
 
 
 async def _drop_what_was_not_applied(
     session: AsyncSession, job_id: uuid.UUID
-) -> set[tuple[str, str]]:
+) -> tuple[set[tuple[str, str]], set[int]]:
     """Drop the pieces earlier attempts queued and nobody applied, then their rows (in the
-    order a worker applying one locks them); return the ranges of the pieces applied."""
-    pieces = select(JobPiece).where(JobPiece.job_id == job_id, JobPiece.step == APPLY)
+    order a worker applying one locks them); return the ranges and numbers of those applied."""
     await session.execute(
         delete(JobPiece).where(
             JobPiece.job_id == job_id, JobPiece.step == APPLY, JobPiece.done_at.is_(None)
         )
     )
-    await drop_unapplied(session, job_id=job_id)
-    applied = (await session.scalars(pieces)).all()
-    return {(p.payload["first_customer_id"], p.payload["last_customer_id"]) for p in applied}
+    applied = await _applied_pieces(session, job_id)
+    await forget_pieces(session, job_id=job_id, pieces={p.number for p in applied}, keep=True)
+    ranges = {(p.payload["first_customer_id"], p.payload["last_customer_id"]) for p in applied}
+    return ranges, {p.number for p in applied}
+
+
+async def _applied_pieces(session: AsyncSession, job_id: uuid.UUID) -> Sequence[JobPiece]:
+    done = JobPiece.done_at.is_not(None)
+    return (
+        await session.scalars(
+            select(JobPiece).where(JobPiece.job_id == job_id, JobPiece.step == APPLY, done)
+        )
+    ).all()
 
 
 async def _next_piece_number(session: AsyncSession, job_id: uuid.UUID) -> int:
@@ -325,12 +337,16 @@ async def apply(piece: Piece) -> None:
     payload, actor = piece.payload, jobs.actor_of(piece.params)
     reason = piece.params["reason"]
     async with piece.session_factory() as session, transaction(session, resource="customer"):
+        planned = await session.scalar(
+            select(JobPiece.done_at).where(JobPiece.job_id == piece.job_id, JobPiece.number == 0)
+        )
         changed, lost = await apply_planned(
             session,
             job_id=piece.job_id,
             generation=payload["generation"],
             piece=payload["plan_piece"],
             by=Attribution.of(reason=reason, actor=actor),
+            keep=planned is None,  # a new attempt at the plan would need its rows
         )
         if lost:
             customers = await CustomerRepository(session).by_ids(lost)
