@@ -179,8 +179,36 @@ def create_engine(settings: Settings) -> AsyncEngine:
             }
         },
     )
+    _report_unreachable_server(engine)
     _ping_when_idle(engine)
     return engine
+
+
+# SQLSTATE "sqlclient_unable_to_establish_sqlconnection": the client could not connect.
+CANNOT_CONNECT = "08001"
+
+
+def _report_unreachable_server(engine: AsyncEngine) -> None:
+    """Make a server that cannot be reached fail as a driver error, as every other failure of
+    the database does.
+
+    asyncpg lets the socket's own error out of `connect` (`ConnectionRefusedError` while the
+    server is down, `TimeoutError`, `ConnectionResetError`, ...), and SQLAlchemy wraps only
+    driver errors, so it would reach the request as a bare `OSError`, indistinguishable from
+    one a bug made. As the driver's `OperationalError` with SQLSTATE 08001, SQLAlchemy wraps it
+    like the server's own refusals (57P03 "the database system is starting up", 53300 "too
+    many connections"), and `transaction.database_unavailable` knows them all by their code.
+    """
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as exc:  # TimeoutError and ConnectionError are OSErrors
+            message = f"cannot reach the database: {exc!r}"
+            error: Any = dialect.loaded_dbapi.OperationalError(message)
+            error.sqlstate = error.pgcode = CANNOT_CONNECT  # where the driver's errors carry it
+            raise error from exc
 
 
 def _ping_when_idle(engine: AsyncEngine) -> None:

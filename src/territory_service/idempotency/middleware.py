@@ -57,7 +57,12 @@ class IdempotencyMiddleware:
         try:
             key = keys.parse_key(values)
         except ServiceError as exc:
-            if await _is_callers_key(scope, secret):
+            try:
+                callers = await _is_callers_key(scope, secret)
+            except ServiceError as unavailable:  # the database, while finding out
+                await _send_problem(scope, receive, send, unavailable)
+                return
+            if callers:
                 await _send_problem(scope, receive, send, exc)
             else:
                 await self.app(scope, receive, send)

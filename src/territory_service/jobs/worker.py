@@ -39,8 +39,7 @@ logger = logging.getLogger(__name__)
 
 Step = Callable[["Piece"], Awaitable[None]]
 _STEPS: dict[tuple[JobKind, str], Step] = {}
-# A piece that failed this many times for passing reasons (a lost race, the database away)
-# fails its job.
+# A piece that lost a race (a deadlock) this many times fails its job.
 ATTEMPTS = 5
 
 
@@ -339,7 +338,9 @@ class Worker:
                     return
 
     async def _retry_later(self, piece: Piece, exc: Exception) -> None:
-        if piece.attempts >= ATTEMPTS:
+        """Give the piece back for another try. Lost races count against `ATTEMPTS`; the
+        database being away does not (the job waits for it, however long)."""
+        if isinstance(exc, ConcurrentUpdate) and piece.attempts >= ATTEMPTS:
             await fail(self.session_factory, piece.job_id, f"{type(exc).__name__}: {exc}")
             return
         with contextlib.suppress(Exception):
