@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 8000
+# Parallel pytest workers for `make test`. Two keep both cores busy while tests wait on the
+# databases; each worker makes its own databases and holds up to ~40 PostgreSQL connections at
+# once (the storm's servers add ~30 more), so more workers need a server with more than the
+# default 100 max_connections.
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint types openapi check-openapi migrate bench bench-load clean
 
@@ -21,8 +26,9 @@ run: $(INSTALLED)
 	PORT=$(PORT) $(BIN)/territory-service serve
 
 ## test: lint, types, the OpenAPI document, then the whole suite on SQLite and PostgreSQL
+## (TEST_WORKERS pytest-xdist workers, 2 by default; TEST_WORKERS=0 runs in one process)
 test: lint types check-openapi
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -109,7 +109,7 @@ async def test_a_dated_activation_starts_on_time_and_can_be_cancelled_before(
     ruleset_path = f"/v1/rulesets/{regions['ruleset']['id']}"
     in_an_hour = (utcnow() + dt.timedelta(hours=1)).isoformat()
 
-    started = await client.post(f"{ruleset_path}/activate", json={"effective_at": in_an_hour})
+    started = await client.post(f"{ruleset_path}/activate", params={"effective_at": in_an_hour})
 
     assert started.status_code == 202, started.text
     assert (started.json()["status"], started.json()["run_at"]) == ("queued", in_an_hour[:26] + "Z")
@@ -131,7 +131,7 @@ async def test_a_dated_activation_starts_on_time_and_can_be_cancelled_before(
     assert (draft["state"], draft["scheduled_for"]) == ("draft", None)
     assert (await client.get(f"/v1/customers/{customer}/ownership")).status_code == 404
 
-    again = await client.post(f"{ruleset_path}/activate", json={"effective_at": in_an_hour})
+    again = await client.post(f"{ruleset_path}/activate", params={"effective_at": in_an_hour})
     async with app.state.session_factory() as session, session.begin():  # the hour has passed
         job_id = uuid.UUID(again.json()["id"])
         await session.execute(
@@ -152,11 +152,11 @@ async def test_an_activation_dated_in_the_past_or_without_an_offset_is_refused(
     path = f"/v1/rulesets/{regions['ruleset']['id']}/activate"
     past = (utcnow() - dt.timedelta(minutes=1)).isoformat()
 
-    passed = await client.post(path, json={"effective_at": past})
-    naive = await client.post(path, json={"effective_at": "2030-01-01T00:00:00"})
+    passed = await client.post(path, params={"effective_at": past})
+    naive = await client.post(path, params={"effective_at": "2030-01-01T00:00:00"})
 
     problem = assert_problem(passed, 422, "effective-at-passed")
-    assert problem["errors"][0]["pointer"] == "#/effective_at"
+    assert problem["errors"][0]["parameter"] == "effective_at"
     assert naive.status_code == 422, naive.text
     assert (await client.get(f"/v1/rulesets/{regions['ruleset']['id']}")).json()["state"] == "draft"
     assert await list_all(client, "/v1/jobs") == []

@@ -46,10 +46,36 @@ class Server:
 
 
 def free_port() -> int:
+    """A port free now. Under pytest-xdist each worker takes only ports of its own residue
+    (port % workers == worker), so two workers starting servers at once never pick the same."""
+    worker, workers = _xdist_worker()
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        # Linux hands bind() odd ports only: step to the next port of this worker's residue.
+        port += (worker - port) % workers
+        if port <= 65535 and _is_free(port):
+            return port
+    raise RuntimeError("no free port found")
+
+
+def _is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _xdist_worker() -> tuple[int, int]:
+    """(this worker's index, how many workers); (0, 1) outside pytest-xdist."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if name.startswith("gw") and name[2:].isdigit() and count.isdigit() and int(count) > 0:
+        return int(name[2:]) % int(count), int(count)
+    return 0, 1
 
 
 def start_server(database_url: str, log_dir: Path, **settings: Any) -> Server:

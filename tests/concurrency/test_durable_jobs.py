@@ -28,7 +28,7 @@ from tests.concurrency.invariants import ownership_violations
 from tests.concurrency.servers import Server, issue_admin_key, running_servers
 from tests.postgres_server import to_asyncpg_dsn
 
-pytestmark = pytest.mark.postgresql
+pytestmark = [pytest.mark.postgresql, pytest.mark.long]
 
 CUSTOMERS = 3000
 PROVINCES = ["上海", "江苏", "广东", "广西"]
@@ -36,6 +36,8 @@ WAIT_SECONDS = 120.0
 # Small pieces, so that the job has many and a replica is caught holding one; a short lease,
 # so that the test waits little for it to lapse.
 SERVER_SETTINGS = {
+    "db_pool_size": 5,  # three servers beside another test worker's: within max_connections
+    "db_max_overflow": 5,
     "activation_piece_changes": 40,
     "activation_piece_customers": 200,
     "job_lease_seconds": 2,

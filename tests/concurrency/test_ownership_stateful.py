@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
@@ -614,6 +615,7 @@ async def admin_key(app: FastAPI) -> str:
     return key
 
 
+@pytest.mark.long
 def test_any_sequence_of_ownership_operations_keeps_exactly_one_owner(
     database_url: str, declared_responses: DeclaredResponses
 ) -> None:

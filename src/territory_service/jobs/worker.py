@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,17 +149,21 @@ def _added(before: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
 
 
 class Finished:
-    """Wakes those waiting for any worker of this process to finish a piece."""
+    """Wakes those waiting for any worker of this process to finish a piece (an event per
+    event loop: tests run several)."""
 
     def __init__(self) -> None:
-        self._event: asyncio.Event | None = None
+        self._events: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def notify(self) -> None:
-        if self._event is not None:
-            self._event.set()
+        for event in self._events.values():
+            event.set()
 
     async def wait(self, *, timeout: float) -> None:
-        self._event = event = self._event or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        event = self._events.setdefault(loop, asyncio.Event())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
         event.clear()

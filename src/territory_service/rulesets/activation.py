@@ -113,7 +113,9 @@ async def start_activation(
         if effective_at is not None and effective_at <= utcnow():
             raise NotAhead(
                 "effective_at is not in the future; leave it out to activate now",
-                errors=[{"pointer": "#/effective_at", "detail": "must lie ahead"}],
+                errors=[
+                    {"location": "query", "parameter": "effective_at", "detail": "must lie ahead"}
+                ],
             )
         if effective_at is None:
             ruleset, first = await _make_active(session, ruleset_id), NewPiece(PLAN)

@@ -19,7 +19,6 @@ from territory_service.jobs.schemas import Job
 from territory_service.rulesets import activation, service, simulation
 from territory_service.rulesets.models import RuleSetState
 from territory_service.rulesets.schemas import (
-    ActivationRequest,
     Rule,
     RuleCreate,
     RulePage,
@@ -32,6 +31,7 @@ from territory_service.rulesets.schemas import (
     SimulationMovePage,
     ValidationReport,
 )
+from territory_service.schemas import UTCTimestamp
 
 router = APIRouter(prefix="/v1/rulesets", tags=["rule sets"])
 
@@ -226,14 +226,22 @@ async def activate_ruleset(
     session: SessionDep,
     principal: RulesWrite,
     response: Response,
-    body: ActivationRequest | None = None,
+    effective_at: Annotated[
+        UTCTimestamp | None,
+        Query(
+            description="When the rule set becomes active and the re-division starts, on "
+            "whichever replica is alive then (with its offset; must lie ahead). Until then the "
+            "rule set is `scheduled` and its job `queued`; cancelling the job makes it a draft "
+            "again. Left out: at once.",
+            examples=["2027-01-01T00:00:00+08:00"],
+        ),
+    ] = None,
 ) -> Job:
     """Make a draft the active rule set (the active one is archived) and re-divide every
     customer as a job: 202 with `Location: /v1/jobs/{id}`. With `effective_at`, both happen
     then: the rule set is `scheduled` until that time, and cancelling the job makes it a draft
     again. One activation at a time, scheduled ones included (409 otherwise); activating the
     active set again re-divides and changes nothing."""
-    effective_at = None if body is None else body.effective_at
     job = await activation.start_activation(
         session, ruleset_id=ruleset_id, principal=principal, effective_at=effective_at
     )

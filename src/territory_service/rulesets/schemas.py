@@ -15,7 +15,6 @@ from territory_service.schemas import (
     OutputModel,
     PageOut,
     ResourceOut,
-    UTCTimestamp,
     examples,
 )
 
@@ -145,16 +144,3 @@ class SimulationMove(OutputModel):
 
 class SimulationMovePage(PageOut):
     items: list[SimulationMove]
-
-
-class ActivationRequest(InputModel):
-    """How to activate: at once (no body, or no `effective_at`), or at a time to come."""
-
-    model_config = examples({"effective_at": "2027-01-01T00:00:00+08:00"})
-
-    effective_at: UTCTimestamp | None = Field(
-        default=None,
-        description="When the rule set becomes active and the re-division starts, on whichever "
-        "replica is alive then; until then the rule set is `scheduled` and its job `queued`, "
-        "and `POST /v1/jobs/{id}/cancel` makes it a draft again. Must lie ahead.",
-    )
