@@ -130,10 +130,13 @@ LongText = Annotated[str, trimmed(2000), NotBlank]
 Reason = Annotated[str, trimmed(500), NotBlank]
 Tag = Annotated[str, trimmed(64), NotBlank]
 Tier = Annotated[str, trimmed(32), NotBlank]
+_EMAIL_PART = rf"[^@\x00{_SPACE}]+"  # spaces spelled out, as for VISIBLE_TEXT
 Email = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+        strip_whitespace=True,
+        max_length=254,
+        pattern=rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$",
     ),
     Storable,
 ]

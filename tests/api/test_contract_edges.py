@@ -213,6 +213,19 @@ def test_every_request_string_says_it_cannot_hold_a_nul(app: FastAPI) -> None:
     assert unsafe == []
 
 
+def test_no_request_pattern_uses_a_class_that_regex_engines_read_differently(app: FastAPI) -> None:
+    """`\\s`, `\\w`, `\\d` and `\\b` mean other sets in ECMA regexes (which readers of the
+    document use) than in Python's (which the server uses): U+0085 is space to Python only. A
+    pattern spells its sets out, so that the document refuses exactly what the server does."""
+    shorthand = re.compile(r"(?<!\\)\\[sSwWdDbB]")
+    ambiguous = [
+        (where, schema["pattern"])
+        for where, schema in _request_strings(app.openapi())
+        if shorthand.search(schema.get("pattern", ""))
+    ]
+    assert ambiguous == []
+
+
 # Request schema → the table its fields land in. A field the API allows longer, or a number
 # larger, than its column can hold would pass validation and fail at the database.
 STORED_AS: dict[str, type[DeclarativeBase]] = {
